@@ -1,0 +1,279 @@
+"""Build a small Qwen2.5-VL offline: tokenizer, processor, random weights, model contract.
+
+`build_model(out, "tiny")` writes a complete `Qwen2_5_VLForConditionalGeneration`
+directory in a few seconds, with no network: config.json (token ids read from the
+tokenizer), model.safetensors, generation_config.json, the tokenizer and chat template
+(`vlmocr.models.tokenizer`), a Qwen2-VL image processor whose min/max pixels are the
+resolution contract, and `vlmocr.json` (ModelContract, base_model=None). AutoProcessor,
+AutoModelForImageTextToText and vLLM (CPU build) load it as they would a hub model.
+
+Sizes: `tiny` (~2M parameters) for tests; `small` (~20M) is the base the built-in model
+is trained from. Head sizes are 32/64 so vLLM's CPU attention kernels accept them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlmocr._deps import require
+from vlmocr.contract import ModelContract, save_contract
+from vlmocr.errors import ConfigError
+from vlmocr.fileio import atomic_directory, atomic_write_json
+from vlmocr.images import PATCH_FACTOR, Resolution
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """The shape of a built model (text decoder, vision tower, tokenizer, default resolution)."""
+
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    mrope_section: tuple[int, int, int]
+    vision_hidden_size: int
+    vision_intermediate_size: int
+    vision_depth: int
+    vision_heads: int
+    vision_fullatt_blocks: tuple[int, ...]
+    max_position_embeddings: int
+    resolution: Resolution = field(default_factory=Resolution)
+
+    def __post_init__(self) -> None:
+        head_dim = self.hidden_size // self.num_attention_heads
+        if sum(self.mrope_section) * 2 != head_dim:
+            raise ConfigError(f"mrope_section {self.mrope_section} must sum to head_dim/2 = {head_dim // 2}")
+
+
+SIZES: dict[str, ModelSize] = {
+    # ~2M parameters; <= 64 visual tokens an image by default so CPU tests stay fast.
+    "tiny": ModelSize(
+        vocab_size=4096,
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        mrope_section=(4, 6, 6),
+        vision_hidden_size=64,
+        vision_intermediate_size=192,
+        vision_depth=2,
+        vision_heads=2,
+        vision_fullatt_blocks=(1,),
+        max_position_embeddings=4096,
+        resolution=Resolution(min_pixels=16 * PATCH_FACTOR**2, max_pixels=64 * PATCH_FACTOR**2),
+    ),
+    # ~20M parameters; the documents' usual resolution (256..1280 visual tokens).
+    "small": ModelSize(
+        vocab_size=8192,
+        hidden_size=384,
+        intermediate_size=1024,
+        num_hidden_layers=8,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        mrope_section=(8, 12, 12),
+        vision_hidden_size=256,
+        vision_intermediate_size=640,
+        vision_depth=4,
+        vision_heads=4,
+        vision_fullatt_blocks=(1, 3),
+        max_position_embeddings=8192,
+        resolution=Resolution(),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """Where a built model was written and what it is."""
+
+    path: Path
+    size: str
+    n_parameters: int
+    resolution: Resolution
+    token_ids: dict[str, int]
+    seconds: float
+
+
+def qwen_config(size: ModelSize, token_ids: dict[str, int], vocab_size: int) -> Any:
+    """A `Qwen2_5_VLConfig` for `size`, with the tokenizer's special token ids."""
+    transformers = require("transformers", extra="train", purpose="Building a model")
+    text = {
+        "vocab_size": vocab_size,
+        "hidden_size": size.hidden_size,
+        "intermediate_size": size.intermediate_size,
+        "num_hidden_layers": size.num_hidden_layers,
+        "num_attention_heads": size.num_attention_heads,
+        "num_key_value_heads": size.num_key_value_heads,
+        "max_position_embeddings": size.max_position_embeddings,
+        "max_window_layers": size.num_hidden_layers,
+        "rms_norm_eps": 1e-6,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 1_000_000.0,
+            "mrope_section": list(size.mrope_section),
+        },
+        "bos_token_id": token_ids["bos_token_id"],
+        "eos_token_id": token_ids["eos_token_id"],
+        "pad_token_id": token_ids["pad_token_id"],
+        "tie_word_embeddings": True,
+    }
+    vision = {
+        "depth": size.vision_depth,
+        "hidden_size": size.vision_hidden_size,
+        "intermediate_size": size.vision_intermediate_size,
+        "num_heads": size.vision_heads,
+        "out_hidden_size": size.hidden_size,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+        "fullatt_block_indexes": list(size.vision_fullatt_blocks),
+        "tokens_per_second": 2,
+    }
+    return transformers.Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=token_ids["image_token_id"],
+        video_token_id=token_ids["video_token_id"],
+        vision_start_token_id=token_ids["vision_start_token_id"],
+        vision_end_token_id=token_ids["vision_end_token_id"],
+        tie_word_embeddings=True,
+    )
+
+
+def build_processor(tokenizer: Any, resolution: Resolution) -> Any:
+    """A `Qwen2_5_VLProcessor` whose image processor enforces the resolution contract."""
+    transformers = require("transformers", extra="train", purpose="Building a model")
+    from vlmocr.models.tokenizer import CHAT_TEMPLATE
+
+    image_processor = transformers.Qwen2VLImageProcessor(
+        min_pixels=resolution.min_pixels, max_pixels=resolution.max_pixels
+    )
+    video_processor = transformers.Qwen2VLVideoProcessor(
+        min_pixels=resolution.min_pixels, max_pixels=resolution.max_pixels
+    )
+    return transformers.Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def write_resolution(directory: Path, resolution: Resolution) -> None:
+    """Put min/max pixels in every processor file of `directory` (both spellings, as Qwen ships them).
+
+    transformers 5 keeps the image processor inside `processor_config.json`; older
+    transformers, LLaMA-Factory and many scripts read `preprocessor_config.json`, which
+    is written too so that the contract is visible wherever a tool looks.
+    """
+    sizes = {"min_pixels": resolution.min_pixels, "max_pixels": resolution.max_pixels,
+             "size": {"shortest_edge": resolution.min_pixels, "longest_edge": resolution.max_pixels}}
+    directory = Path(directory)
+    combined = directory / "processor_config.json"
+    if combined.is_file():
+        data = json.loads(combined.read_text(encoding="utf-8"))
+        for key in ("image_processor", "video_processor"):
+            if isinstance(data.get(key), dict):
+                data[key].update(sizes)
+        atomic_write_json(combined, data)
+        if isinstance(data.get("image_processor"), dict):
+            atomic_write_json(directory / "preprocessor_config.json", data["image_processor"])
+    single = directory / "preprocessor_config.json"
+    if not single.is_file():
+        raise FileNotFoundError(f"{directory}: no preprocessor_config.json or processor_config.json")
+    data = json.loads(single.read_text(encoding="utf-8"))
+    data.update(sizes)
+    atomic_write_json(single, data)
+
+
+def build_model(
+    out: Path,
+    size: str = "tiny",
+    *,
+    resolution: Resolution | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> BuiltModel:
+    """Write a complete Qwen2.5-VL directory with random weights to `out`.
+
+    The directory appears only when complete (built in a temp folder, then renamed). An
+    existing non-empty `out` is an error unless `overwrite`.
+    """
+    if size not in SIZES:
+        raise ConfigError(f"unknown model size {size!r} (choose: {', '.join(SIZES)})")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ConfigError(f"{out} already exists and is not empty (pass --overwrite to replace it)")
+    torch = require("torch", extra="train", purpose="Building a model")
+    transformers = require("transformers", extra="train", purpose="Building a model")
+    from vlmocr.models.tokenizer import special_token_ids, train_tokenizer
+
+    shape = SIZES[size]
+    resolution = resolution or shape.resolution
+    start = time.perf_counter()
+    tokenizer = train_tokenizer(shape.vocab_size, seed=seed)
+    token_ids = special_token_ids(tokenizer)
+    config = qwen_config(shape, token_ids, len(tokenizer))
+    torch.manual_seed(seed)
+    model = transformers.Qwen2_5_VLForConditionalGeneration(config).float().eval()
+    model.generation_config = transformers.GenerationConfig(
+        bos_token_id=token_ids["bos_token_id"],
+        eos_token_id=[token_ids["eos_token_id"], token_ids["bos_token_id"]],
+        pad_token_id=token_ids["pad_token_id"],
+        do_sample=False,
+    )
+    n_parameters = sum(p.numel() for p in model.parameters())
+    processor = build_processor(tokenizer, resolution)
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        write_resolution(tmp, resolution)
+        save_contract(
+            tmp,
+            ModelContract(
+                resolution=resolution,
+                base_model=None,
+                extra={"built": {"size": size, "seed": seed, "shape": _shape_dict(shape)}},
+            ),
+        )
+        _readable(tmp)
+    seconds = time.perf_counter() - start
+    log.info("built %s Qwen2.5-VL (%d parameters) in %.1f s → %s", size, n_parameters, seconds, out)
+    return BuiltModel(
+        path=out,
+        size=size,
+        n_parameters=n_parameters,
+        resolution=resolution,
+        token_ids=token_ids,
+        seconds=seconds,
+    )
+
+
+def _readable(directory: Path) -> None:
+    """Give the model folder normal permissions (temp folders and files are created private)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for path in directory.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _shape_dict(shape: ModelSize) -> dict[str, Any]:
+    data = asdict(shape)
+    data.pop("resolution")
+    return data
