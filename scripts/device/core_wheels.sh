@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Download, for a GPU machine with no network (Python 3.12, its own torch/transformers),
+# the wheels of vlmocr's own runtime dependencies (not numpy/scipy/pillow, which such machines have) and of TRL/PEFT/Liger, so that
+# `install_missing.py` there installs whichever of them the machine lacks.
+# Usage: scripts/device/core_wheels.sh [DEST=.wheels/core]
+set -euo pipefail
+dest=${1:-.wheels/core}
+mkdir -p "$dest"
+py=${PY_VERSION:-3.12}
+pkgs=(typer click rich markdown-it-py mdurl pygments shellingham typing-extensions annotated-doc
+      faker tzdata jsonschema jsonschema-specifications referencing rpds-py attrs zss pyyaml
+      httpx httpcore h11 anyio sniffio idna certifi pydantic pydantic-core
+      typing-inspection annotated-types tqdm peft liger-kernel matplotlib contourpy cycler
+      fonttools kiwisolver pyparsing python-dateutil six packaging psutil)
+for p in "${pkgs[@]}"; do
+  pip download -q --no-deps --only-binary=:all: --python-version "$py" \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform any -d "$dest" "$p" || echo "could not download $p" >&2
+done
+du -sh "$dest"
