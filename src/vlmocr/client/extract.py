@@ -1,0 +1,382 @@
+"""`extract(images, config)`: images → predictions.jsonl through an OpenAI-compatible server.
+
+Works against any server that speaks the OpenAI chat API with image parts (vLLM, Ollama ≥
+0.7, hosted APIs). What it does, in order:
+
+1. Expand folders into image files; read what an earlier run left in the output file
+   and skip images that already have a final row (see `output.py`).
+2. Ask the server for its models (`/v1/models`): the model name when `--model` is not
+   given, and the model folder (`root`) whose `vlmocr.json` holds the prompt, resolution
+   and schema contracts when the server runs on this machine. `contract_dir` overrides
+   it; without either the defaults are used (and logged).
+3. Resize each image once on the client with the resolution contract (multiples of 28,
+   so the server leaves it alone) and send it as base64; an image already at its model
+   size goes as its original bytes (no re-encoding).
+4. Ask with `response_format` = the target JSON schema (by default the one stored with
+   the model; `use_schema=False` turns it off), validate what comes back, retry only
+   transient failures, and write each row as soon as it is known.
+
+With `config.offline` set (a model folder), step 2-4 run in-process on `vllm.LLM`
+instead (`offline.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from vlmocr.client.answers import SchemaChecker, error_kind
+from vlmocr.client.output import PredictionWriter, compact, file_key, read_output, write_csv
+from vlmocr.contract import CONTRACT_FILE, ModelContract, load_contract
+from vlmocr.errors import ConfigError, ImageError, ServerError
+from vlmocr.images import DEFAULT_MAX_IMAGE_PIXELS, Resolution, open_image, resize_for_model, smart_resize, to_data_url
+from vlmocr.prompts import PromptContract
+from vlmocr.records import Prediction
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+_PASS_THROUGH = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Where to send images, with which contracts, and how to retry and write."""
+
+    server: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    offline: str | None = None
+    out: Path = Path("predictions.jsonl")
+    csv: Path | None = None
+    contract_dir: Path | None = None
+    system: str | None = None
+    question: str | None = None
+    schema_path: Path | None = None
+    use_schema: bool = True
+    concurrency: int = 8
+    max_tokens: int | None = None
+    temperature: float = 0.0
+    temperature_ladder: tuple[float, ...] = ()
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    retry_after_cap_s: float = 120.0
+    timeout_s: float = 300.0
+    connect_timeout_s: float = 10.0
+    allow_fenced: bool = False
+    mode: Literal["resume", "overwrite"] = "resume"
+    recursive: bool = False
+    image_format: Literal["JPEG", "PNG"] = "JPEG"
+    jpeg_quality: int = 95
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if self.max_retries < 0:
+            raise ConfigError(f"--retries must be >= 0, got {self.max_retries}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ConfigError(f"--max-tokens must be positive, got {self.max_tokens}")
+        if self.mode not in ("resume", "overwrite"):
+            raise ConfigError(f"mode must be resume or overwrite, got {self.mode!r}")
+        if self.image_format not in ("JPEG", "PNG"):
+            raise ConfigError(f"image format must be JPEG or PNG, got {self.image_format!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be positive, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """The contracts one run uses, and where they came from."""
+
+    prompt: PromptContract
+    resolution: Resolution
+    schema: dict[str, Any] | None
+    max_tokens: int
+    contract_source: str
+
+
+@dataclass
+class ExtractResult:
+    """What a run did. Latency figures cover the images sent in this run."""
+
+    out: Path
+    csv: Path | None = None
+    model: str | None = None
+    contract_source: str = "defaults"
+    total: int = 0
+    skipped: int = 0
+    attempted: int = 0
+    ok: int = 0
+    failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latencies: list[float] = field(default_factory=list)
+    dropped_lines: int = 0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.attempted / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def latency_p50_s(self) -> float | None:
+        return percentile(self.latencies, 50)
+
+    @property
+    def latency_p95_s(self) -> float | None:
+        return percentile(self.latencies, 95)
+
+    def add(self, prediction: Prediction) -> None:
+        self.attempted += 1
+        if prediction.ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+            kind = error_kind(prediction.error) or "no_json"
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+        if prediction.latency_s is not None:
+            self.latencies.append(prediction.latency_s)
+        self.prompt_tokens += prediction.prompt_tokens or 0
+        self.completion_tokens += prediction.completion_tokens or 0
+
+
+class Progress(Protocol):
+    """What the CLI's progress bar implements (both methods optional in spirit)."""
+
+    def start(self, total: int, skipped: int) -> None: ...
+
+    def advance(self, prediction: Prediction) -> None: ...
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile with linear interpolation (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def discover_images(inputs: Iterable[Path | str], *, recursive: bool = False) -> list[Path]:
+    """Image files named or found in folders (sorted), each once; ConfigError if none."""
+    found: dict[str, Path] = {}
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            candidates = sorted(path.rglob("*") if recursive else path.iterdir())
+            for candidate in candidates:
+                if candidate.is_file() and candidate.suffix.lower() in IMAGE_SUFFIXES:
+                    found.setdefault(file_key(str(candidate)), candidate)
+        elif path.is_file():
+            found.setdefault(file_key(str(path)), path)
+        else:
+            raise ConfigError(f"{path}: no such file or folder")
+    if not found:
+        raise ConfigError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in the given paths")
+    return list(found.values())
+
+
+def prepare_image(
+    path: Path, resolution: Resolution, *, fmt: str = "JPEG", quality: int = 95,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+) -> str:
+    """A data URL of the image at its model size (original bytes if already that size)."""
+    from PIL import Image as PILImage
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    image = open_image(data, max_image_pixels=max_image_pixels)
+    if smart_resize(image.height, image.width, resolution) == (image.height, image.width):
+        with PILImage.open(io.BytesIO(data)) as original:
+            mime = _PASS_THROUGH.get(original.format or "")
+            mode = original.mode
+        if mime is not None and mode in ("RGB", "L"):
+            return f"data:image/{mime};base64," + base64.b64encode(data).decode("ascii")
+    return to_data_url(resize_for_model(image, resolution), fmt=fmt, quality=quality)
+
+
+def load_schema_file(path: Path) -> dict[str, Any]:
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"--schema {path}: cannot read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--schema {path}: not JSON (line {exc.lineno}: {exc.msg})") from exc
+    if not isinstance(schema, dict):
+        raise ConfigError(f"--schema {path}: a JSON schema must be an object")
+    return schema
+
+
+def resolve_job(config: ExtractConfig, model_dir: str | Path | None = None) -> Job:
+    """The contracts to use: --contract, else the served/offline model's vlmocr.json, else defaults."""
+    source = "defaults"
+    contract = ModelContract()
+    for candidate, label in ((config.contract_dir, "--contract"), (model_dir, "the model folder")):
+        if candidate is None:
+            continue
+        path = Path(candidate)
+        if (path / CONTRACT_FILE).is_file():
+            contract, source = load_contract(path), str(path / CONTRACT_FILE)
+            break
+        if label == "--contract":
+            raise ConfigError(f"--contract {path}: no {CONTRACT_FILE} there")
+    if source == "defaults":
+        log.warning("no %s found: using the default prompt, resolution and schema", CONTRACT_FILE)
+    defaults = contract.prompt
+    prompt = PromptContract(system=config.system or defaults.system, question=config.question or defaults.question)
+    schema: dict[str, Any] | None = None
+    if config.schema_path is not None:
+        schema = load_schema_file(config.schema_path)
+    elif config.use_schema:
+        schema = contract.schema
+    return Job(prompt, contract.resolution, schema, config.max_tokens or contract.max_new_tokens, source)
+
+
+def plan(images: list[Path], config: ExtractConfig) -> tuple[list[Path], int, bool]:
+    """Images still to do, how many are already done, and whether the file needs a newline."""
+    if config.csv is not None and Path(config.csv).resolve() == Path(config.out).resolve():
+        raise ConfigError("--csv must differ from --out")
+    if config.mode == "overwrite" and config.out.exists():
+        config.out.unlink()
+    existing = read_output(config.out)
+    if existing.bad_lines:
+        log.warning("%s: %d unreadable line(s) (interrupted writes?) at %s; those images are redone",
+                    config.out, len(existing.bad_lines), existing.bad_lines[:10])
+    done = existing.final_keys()
+    todo = [p for p in images if file_key(str(p)) not in done]
+    return todo, len(images) - len(todo), existing.ends_without_newline
+
+
+def finish(result: ExtractResult, config: ExtractConfig) -> ExtractResult:
+    """Compact the output if rows repeat, write the CSV, fill in totals."""
+    result.dropped_lines = compact(config.out) if config.out.exists() else 0
+    if config.csv is not None and config.out.exists():
+        write_csv(config.out, Path(config.csv))
+        result.csv = Path(config.csv)
+    return result
+
+
+def normalize_base_url(server: str) -> str:
+    """'host:8000', 'http://host:8000' or '.../v1' → 'http://host:8000/v1'."""
+    url = server.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+async def _models(http: Any, base: str, retries: int, backoff_s: float) -> list[dict[str, Any]]:
+    import httpx
+
+    error: Exception | None = None
+    for retry in range(max(1, retries) + 1):
+        try:
+            response = await http.get(f"{base}/models")
+        except httpx.TransportError as exc:
+            error = exc
+            await asyncio.sleep(min(5.0, backoff_s * 2**retry))
+            continue
+        if response.status_code in (401, 403):
+            raise ServerError(f"{base}/models: HTTP {response.status_code} (check --api-key)")
+        if response.status_code != 200:
+            raise ServerError(f"{base}/models: HTTP {response.status_code} {response.text[:200]}")
+        try:
+            return [m for m in response.json().get("data", []) if isinstance(m, dict)]
+        except (ValueError, AttributeError) as exc:
+            raise ServerError(f"{base}/models: not an OpenAI model list ({exc})") from exc
+    raise ServerError(f"cannot reach the server at {base} ({type(error).__name__}: {error}). Is it running?")
+
+
+async def _extract_server(
+    images: list[Path], config: ExtractConfig, progress: Progress | None
+) -> ExtractResult:
+    import httpx
+
+    from vlmocr.client.request import RequestSpec, RetryPolicy, request_image
+
+    if not config.server:
+        raise ConfigError("give --server URL (an OpenAI-compatible server) or --offline MODEL_DIR")
+    base = normalize_base_url(config.server)
+    result = ExtractResult(out=config.out, total=len(images))
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)
+    limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
+    async with httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits) as http:
+        models = await _models(http, base, config.max_retries, config.backoff_base_s)
+        model = config.model
+        entry = next((m for m in models if m.get("id") == model), None) if model else None
+        if model is None:
+            if len(models) != 1:
+                names = ", ".join(str(m.get("id")) for m in models) or "none"
+                raise ConfigError(f"the server lists {len(models)} models ({names}): choose one with --model")
+            entry, model = models[0], str(models[0].get("id"))
+        root = entry.get("root") if entry else None
+        local_root = root if isinstance(root, str) and os.path.isdir(root) else None
+        job = resolve_job(config, local_root)
+        result.model, result.contract_source = model, job.contract_source
+        checker = SchemaChecker(job.schema) if job.schema is not None else None
+        todo, result.skipped, needs_newline = plan(images, config)
+        spec = RequestSpec(
+            url=f"{base}/chat/completions", model=model, prompt=job.prompt, max_tokens=job.max_tokens,
+            temperature=config.temperature, schema=job.schema, checker=checker,
+            allow_fenced=config.allow_fenced,
+            policy=RetryPolicy(config.max_retries, config.backoff_base_s, config.backoff_cap_s,
+                               config.retry_after_cap_s, tuple(config.temperature_ladder)),
+        )
+        if progress is not None:
+            progress.start(len(todo), result.skipped)
+        queue: asyncio.Queue[Path] = asyncio.Queue()
+        for path in todo:
+            queue.put_nowait(path)
+        start = time.monotonic()
+        with PredictionWriter(config.out, ends_without_newline=needs_newline) as writer:
+
+            async def worker() -> None:
+                while not queue.empty():
+                    path = queue.get_nowait()
+                    try:
+                        url = await asyncio.to_thread(
+                            prepare_image, path, job.resolution, fmt=config.image_format,
+                            quality=config.jpeg_quality, max_image_pixels=config.max_image_pixels,
+                        )
+                    except ImageError as exc:
+                        prediction = Prediction(file=str(path), error=f"image_error: {exc}")
+                    else:
+                        prediction = await request_image(http, spec, str(path), url)
+                    writer.write(prediction)
+                    result.add(prediction)
+                    if progress is not None:
+                        progress.advance(prediction)
+
+            await asyncio.gather(*(worker() for _ in range(min(config.concurrency, max(1, len(todo))))))
+        result.elapsed_s = time.monotonic() - start
+    return result
+
+
+def extract(images: list[Path], config: ExtractConfig, *, progress: Progress | None = None) -> ExtractResult:
+    """Extract JSON from `images` (files or folders) into `config.out`; see the module docstring."""
+    files = discover_images(images, recursive=config.recursive)
+    if config.offline:
+        from vlmocr.client.offline import extract_offline
+
+        result = extract_offline(files, config, progress=progress)
+    else:
+        result = asyncio.run(_extract_server(files, config, progress))
+    finish(result, config)
+    log.info("%d ok, %d failed, %d skipped (already done) → %s", result.ok, result.failed, result.skipped, config.out)
+    return result

@@ -1,0 +1,233 @@
+"""The extraction client against a fake OpenAI server: every failure mode the issue names."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.unit.test_client_fake_server import VALID, Action, FakeOpenAI, manifest
+from vlmocr.client.extract import ExtractConfig, ExtractResult, extract
+from vlmocr.contract import ModelContract, save_contract
+from vlmocr.errors import ConfigError, ServerError
+from vlmocr.images import Resolution
+from vlmocr.prompts import PromptContract
+from vlmocr.schema import manifest_schema
+
+RESOLUTION = Resolution(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28)
+PROMPT = PromptContract(system="You read manifests.", question="JSON please")
+KEYS = {"file", "json", "error", "raw", "attempts", "prompt_tokens", "completion_tokens", "latency_s",
+        "finish_reason", "extra"}
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "model"
+    path.mkdir()
+    save_contract(path, ModelContract(prompt=PROMPT, resolution=RESOLUTION, max_new_tokens=300))
+    return path
+
+
+def make_images(folder: Path, n: int, size: tuple[int, int] = (300, 200)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"doc{i:02d}.jpg"
+        Image.new("RGB", size, (255 - i, 250, 240)).save(path)
+        paths.append(path)
+    return paths
+
+
+def run(fake: FakeOpenAI, images: list[Path], tmp_path: Path, **overrides: Any) -> tuple[ExtractResult, list[dict]]:
+    settings: dict[str, Any] = {
+        "server": fake.base_url, "out": tmp_path / "preds.jsonl", "backoff_base_s": 0.01,
+        "backoff_cap_s": 0.05, "concurrency": 1,
+    }
+    settings.update(overrides)
+    result = extract(images, ExtractConfig(**settings))
+    rows = [json.loads(line) for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
+    return result, rows
+
+
+def test_ok_path_sends_contract_and_resized_base64(tmp_path: Path, model_dir: Path) -> None:
+    images = make_images(tmp_path / "img", 2, size=(900, 600))  # larger than max_pixels: resized
+    with FakeOpenAI(root=str(model_dir)) as fake:
+        result, rows = run(fake, images, tmp_path)
+    assert result.ok == 2 and result.failed == 0 and result.contract_source.endswith("vlmocr.json")
+    assert {row["file"] for row in rows} == {str(p) for p in images}
+    for row in rows:
+        assert set(row) == KEYS
+        assert row["json"] == manifest() and row["error"] is None and row["attempts"] == 1
+        assert (row["prompt_tokens"], row["completion_tokens"], row["finish_reason"]) == (100, 20, "stop")
+    body = fake.requests[0]
+    assert body["model"] == "fake-model" and body["max_tokens"] == 300 and body["temperature"] == 0.0
+    assert body["messages"][0] == {"role": "system", "content": PROMPT.system}
+    assert body["messages"][1]["content"][1] == {"type": "text", "text": PROMPT.question}
+    assert body["messages"][1]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    fmt = body["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+    assert fmt["json_schema"]["schema"] == manifest_schema()
+    for width, height in fake.image_sizes():
+        assert width % 28 == 0 and height % 28 == 0
+        assert RESOLUTION.min_pixels <= width * height <= RESOLUTION.max_pixels
+
+
+def test_429_waits_for_retry_after(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 1)
+    with FakeOpenAI([Action(status=429, headers={"Retry-After": "1"})]) as fake:
+        result, rows = run(fake, images, tmp_path)
+    assert rows[0]["json"] == manifest() and rows[0]["attempts"] == 2
+    assert fake.times[1] - fake.times[0] >= 0.95  # honoured, not the 0.05 s backoff cap
+
+
+def test_5xx_retried_then_reported_as_transient(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 2)
+    script = [Action(status=500), Action(status=503), Action()]
+    with FakeOpenAI(script, default=Action(status=502)) as fake:
+        result, rows = run(fake, images, tmp_path, max_retries=2)
+    by_file = {row["file"]: row for row in rows}
+    first, second = by_file[str(images[0])], by_file[str(images[1])]
+    assert first["json"] == manifest() and first["attempts"] == 3
+    assert second["json"] is None and second["error"].startswith("server_error: HTTP 502")
+    assert second["attempts"] == 3 and result.errors == {"server_error": 1}
+
+
+def test_connection_reset_is_retried(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 1)
+    with FakeOpenAI([Action(reset=True)]) as fake:
+        _, rows = run(fake, images, tmp_path)
+    assert rows[0]["json"] == manifest() and rows[0]["attempts"] == 2
+
+
+def test_truncated_json_with_length_is_reported_not_repaired(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 1)
+    truncated = VALID[:40]
+    with FakeOpenAI([Action(content=truncated, finish_reason="length")]) as fake:
+        result, rows = run(fake, images, tmp_path)
+    row = rows[0]
+    assert row["json"] is None and row["error"].startswith("length:") and row["raw"] == truncated
+    assert row["attempts"] == 1 and len(fake.requests) == 1 and result.errors == {"length": 1}
+
+
+def test_temperature_ladder_reasks_content_failures(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 1)
+    with FakeOpenAI([Action(content="{not json"), Action(content="{still not")]) as fake:
+        _, rows = run(fake, images, tmp_path, temperature_ladder=(0.4, 0.8))
+    assert [body["temperature"] for body in fake.requests] == [0.0, 0.4, 0.8]
+    assert rows[0]["json"] == manifest() and rows[0]["attempts"] == 3
+    assert rows[0]["extra"] == {"temperature": 0.8}
+
+
+def test_code_fence_is_an_error_unless_allowed(tmp_path: Path) -> None:
+    fenced = f"```json\n{VALID}\n```"
+    images = make_images(tmp_path / "img", 1)
+    with FakeOpenAI([Action(content=fenced)]) as fake:
+        _, rows = run(fake, images, tmp_path)
+    assert rows[0]["json"] is None and rows[0]["error"].startswith("fenced_json") and rows[0]["raw"] == fenced
+    with FakeOpenAI([Action(content=fenced)]) as fake:
+        _, rows = run(fake, images, tmp_path, allow_fenced=True, mode="overwrite")
+    assert rows[0]["json"] == manifest() and rows[0]["extra"] == {"fenced": True}
+
+
+def test_invalid_utf8_body_and_lone_surrogates(tmp_path: Path) -> None:
+    envelope = json.dumps({"choices": [{"finish_reason": "stop", "message": {"content": "X"}}]}).encode()
+    bad_bytes = envelope.replace(b'"X"', b'"\xff\xfe{"')
+    # A lone surrogate in the answer text itself, and one escaped inside the answer's JSON.
+    in_text = json.dumps({"choices": [{"finish_reason": "stop", "message": {"content": '{"a":"\udc80"}'}}]})
+    in_json = json.dumps({"choices": [{"finish_reason": "stop", "message": {"content": '{"a":"\\udc80"}'}}]})
+    images = make_images(tmp_path / "img", 3)
+    script = [Action(body=bad_bytes), Action(body=in_text.encode()), Action(body=in_json.encode())]
+    with FakeOpenAI(script) as fake:
+        result, rows = run(fake, images, tmp_path, use_schema=False)
+    assert [row["error"].split(":")[0] for row in rows] == ["invalid_utf8"] * 3
+    assert "\\xff" in rows[0]["raw"] and "\\udc80" in rows[1]["raw"] and "\\udc80" in rows[2]["raw"]
+    assert result.failed == 3  # and the file was written: every row read back above
+
+
+def test_slow_answers_time_out_and_are_retried(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 2)
+    script = [Action(delay=1.0), Action(delay=1.0), Action(delay=0.1)]
+    with FakeOpenAI(script) as fake:
+        _, rows = run(fake, images, tmp_path, timeout_s=0.4, max_retries=1)
+    by_file = {row["file"]: row for row in rows}
+    slow, fine = by_file[str(images[0])], by_file[str(images[1])]
+    assert slow["error"].startswith("timeout:") and slow["attempts"] == 2
+    assert fine["json"] == manifest() and fine["attempts"] == 1
+
+
+def test_schema_violation_and_no_schema(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 1)
+    wrong = json.dumps(manifest(total_cases=120))  # a number where the schema wants a string
+    with FakeOpenAI([Action(content=wrong)]) as fake:
+        _, rows = run(fake, images, tmp_path)
+    assert rows[0]["error"].startswith("schema_violation: at total_cases") and rows[0]["json"] is None
+    with FakeOpenAI([Action(content=wrong)]) as fake:
+        _, rows = run(fake, images, tmp_path, use_schema=False, mode="overwrite")
+    assert "response_format" not in fake.requests[0]
+    assert rows[0]["json"]["total_cases"] == 120 and rows[0]["error"] is None
+
+
+def test_custom_schema_file(tmp_path: Path) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    (tmp_path / "s.json").write_text(json.dumps(schema))
+    images = make_images(tmp_path / "img", 1)
+    with FakeOpenAI([Action(content='{"a":1}')]) as fake:
+        _, rows = run(fake, images, tmp_path, schema_path=tmp_path / "s.json")
+    assert fake.requests[0]["response_format"]["json_schema"]["schema"] == schema
+    assert rows[0]["json"] == {"a": 1}
+    (tmp_path / "bad.json").write_text('{"type": 12}')
+    with FakeOpenAI() as fake, pytest.raises(ConfigError, match="not a valid JSON schema"):
+        run(fake, images, tmp_path, schema_path=tmp_path / "bad.json")
+
+
+def test_client_errors_are_not_retried(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 2)
+    with FakeOpenAI([Action(status=400), Action(status=401)]) as fake:
+        result, rows = run(fake, images, tmp_path)
+    assert [row["error"].split(":")[0] for row in rows] == ["request_rejected", "auth"]
+    assert [row["attempts"] for row in rows] == [1, 1] and len(fake.requests) == 2
+
+
+def test_concurrency_is_bounded(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 12)
+    with FakeOpenAI(default=Action(delay=0.2)) as fake:
+        start = time.monotonic()
+        result, rows = run(fake, images, tmp_path, concurrency=3)
+        elapsed = time.monotonic() - start
+    assert result.ok == 12 and len(rows) == 12
+    assert 2 <= fake.max_in_flight <= 3
+    assert elapsed < 12 * 0.2  # parallel, not one at a time
+
+
+def test_unreadable_image_is_a_row_and_no_request(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 1)
+    broken = tmp_path / "img" / "broken.png"
+    broken.write_bytes(b"not an image")
+    with FakeOpenAI() as fake:
+        result, rows = run(fake, [*images, broken], tmp_path)
+    by_file = {row["file"]: row for row in rows}
+    assert by_file[str(broken)]["error"].startswith("image_error:")
+    assert len(fake.requests) == 1 and result.ok == 1
+
+
+def test_model_discovery(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 1)
+    with FakeOpenAI(models=["a", "b"]) as fake:
+        with pytest.raises(ConfigError, match="choose one with --model"):
+            run(fake, images, tmp_path)
+        result, _ = run(fake, images, tmp_path, model="b")
+    assert result.model == "b" and fake.requests[0]["model"] == "b"
+    assert result.contract_source == "defaults"
+
+
+def test_server_down_is_a_clear_error(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 1)
+    config = ExtractConfig(server="http://127.0.0.1:9", out=tmp_path / "p.jsonl", max_retries=1,
+                           backoff_base_s=0.01, connect_timeout_s=0.5)
+    with pytest.raises(ServerError, match="cannot reach the server"):
+        extract(images, config)
+    assert not (tmp_path / "p.jsonl").exists()
