@@ -1,0 +1,90 @@
+"""`SynthConfig`: every choice that shapes a synthetic dataset, validated in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from vlmocr.data.synth.augment import LEVELS
+from vlmocr.data.synth.layouts import LAYOUTS
+from vlmocr.errors import ConfigError
+
+#: Most product rows one document may have (the layouts are sized and tested for it).
+MAX_PRODUCTS = 8
+MIN_SIDE, MAX_SIDE = 320, 4096
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to generate. The same config and seed always give the same images and targets.
+
+    layouts: names from LAYOUTS, or None for all (train on some, test on others).
+    size: (width, height) of every image; 768x768 like the real data.
+    augment: "none" (clean render), "light" (scan-like, mild) or "photo" (phone photo).
+    photos_per_doc: images of each document (each a different augmentation).
+    min_products / max_products: product rows a document has (uniform, 1..8).
+    jpeg_quality: quality of the JPEG files generate_dataset writes.
+    """
+
+    seed: int = 0
+    layouts: tuple[str, ...] | None = None
+    size: tuple[int, int] = (768, 768)
+    augment: str = "light"
+    photos_per_doc: int = 1
+    min_products: int = 1
+    max_products: int = MAX_PRODUCTS
+    jpeg_quality: int = 92
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if self.layouts is not None:
+            names = tuple(self.layouts) if not isinstance(self.layouts, str) else (self.layouts,)
+            if not names:
+                raise ConfigError("layouts is empty; name at least one or pass None for all")
+            unknown = [n for n in names if n not in LAYOUTS]
+            if unknown:
+                raise ConfigError(f"unknown layout(s) {unknown}; choose from {', '.join(LAYOUTS)}")
+            object.__setattr__(self, "layouts", tuple(dict.fromkeys(names)))
+        try:
+            width, height = (int(v) for v in self.size)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"size must be (width, height), got {self.size!r}") from exc
+        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+            raise ConfigError(f"size {width}x{height}: each side must be within {MIN_SIDE}..{MAX_SIDE}")
+        object.__setattr__(self, "size", (width, height))
+        if self.augment not in LEVELS:
+            raise ConfigError(f"augment must be one of {', '.join(LEVELS)}, got {self.augment!r}")
+        if not isinstance(self.photos_per_doc, int) or not 1 <= self.photos_per_doc <= 100:
+            raise ConfigError(f"photos_per_doc must be an integer in 1..100, got {self.photos_per_doc!r}")
+        if not 1 <= self.min_products <= self.max_products <= MAX_PRODUCTS:
+            raise ConfigError(
+                f"need 1 <= min_products <= max_products <= {MAX_PRODUCTS}, "
+                f"got {self.min_products}..{self.max_products}"
+            )
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"jpeg_quality must be within 1..100, got {self.jpeg_quality}")
+
+    @property
+    def layout_names(self) -> tuple[str, ...]:
+        """The layouts in use (all of LAYOUTS when `layouts` is None)."""
+        return self.layouts or LAYOUTS
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["layouts"] = list(self.layouts) if self.layouts else None
+        data["size"] = list(self.size)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SynthConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown synth config key(s) {unknown}; known: {sorted(known)}")
+        values = dict(data)
+        if values.get("layouts") is not None:
+            values["layouts"] = tuple(values["layouts"])
+        if "size" in values:
+            values["size"] = tuple(values["size"])
+        return cls(**values)
