@@ -56,7 +56,7 @@ def _wait_group(process: subprocess.Popen[bytes], pgid: int, timeout_s: float) -
 
 def stop_group(process: subprocess.Popen[bytes], pgid: int, *, grace_s: float = 30.0) -> bool:
     """Stop every process of group `pgid`; True if it ended before SIGKILL was needed."""
-    steps = ((signal.SIGINT, grace_s), (signal.SIGTERM, max(5.0, grace_s / 3)), (signal.SIGKILL, 10.0))
+    steps = ((signal.SIGINT, grace_s), (signal.SIGTERM, max(0.5, grace_s / 3)), (signal.SIGKILL, 10.0))
     for sig, wait_s in steps:
         if process.poll() is not None and not group_members(pgid):
             return True

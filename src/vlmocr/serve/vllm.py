@@ -261,7 +261,7 @@ def wait_until_ready(server: VllmServer, probe: dict[str, Any], timeout_s: float
                         )
             except (httpx.TransportError, ValueError):
                 pass
-            time.sleep(1.0)
+            time.sleep(0.5)
 
 
 def launch(
