@@ -182,6 +182,8 @@ def draw_label(c: Canvas, doc: Document, st: Style) -> None:
     x = float(x0)
     for name, share in zip(cells, widths):
         w = (x1 - x0) * share
+        if max(c.measure(doc.target[name], big), c.measure(doc.label(name).upper(), small)) > w - st.sp(12):
+            raise Overflow(f"{name} does not fit its cell")
         c.text(x + st.sp(6), y, doc.label(name).upper(), small, st.muted)
         c.text(x + st.sp(6), y + c.line_height(small), doc.target[name], big, st.ink, field=name)
         if x > x0:

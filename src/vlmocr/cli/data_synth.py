@@ -1,0 +1,99 @@
+"""`vlmocr data synth`: write a synthetic Roboflow-format dataset of pallet manifests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from vlmocr.cli._common import console, handle_errors, out
+
+
+def register(data_app: typer.Typer) -> None:
+    data_app.command("synth")(synth)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    from vlmocr.errors import ConfigError
+
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        width, height = (int(p) for p in parts) if len(parts) == 2 else (int(parts[0]),) * 2
+    except ValueError as exc:
+        raise ConfigError(f"--size must look like 768x768 (or 768), got {text!r}") from exc
+    return width, height
+
+
+def _parse_layouts(values: list[str] | None) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return tuple(names) or None
+
+
+@handle_errors
+def synth(
+    out_dir: Path = typer.Option(..., "--out", help="Dataset folder to create (train/ valid/ test/)."),
+    train: int = typer.Option(0, "--train", help="Training images."),
+    valid: int = typer.Option(0, "--valid", help="Validation images."),
+    test: int = typer.Option(0, "--test", help="Test images."),
+    seed: int = typer.Option(None, "--seed", help="Seed: the same arguments give byte-identical files. [default: 0]"),
+    layouts: list[str] = typer.Option(None, "--layouts", help="Layouts to use, comma-separated or repeated (default: all). See --list-layouts."),
+    photos_per_doc: int = typer.Option(None, "--photos-per-doc", help="Images of each document (N images = N/K documents). [default: 1]"),
+    augment: str = typer.Option(None, "--augment", help="none, light (scan-like) or photo (phone photo). [default: light]"),
+    size: str = typer.Option(None, "--size", help="Image size WxH. [default: 768x768]"),
+    min_products: int = typer.Option(None, "--min-products", help="Fewest product rows a document has. [default: 1]"),
+    max_products: int = typer.Option(None, "--max-products", help="Most product rows a document has (<= 8). [default: 8]"),
+    jpeg_quality: int = typer.Option(None, "--jpeg-quality", help="JPEG quality of the written images. [default: 92]"),
+    workers: int = typer.Option(0, "--workers", help="Processes to render with (0 = one per CPU core)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    contact_sheet: Path = typer.Option(None, "--contact-sheet", help="Also write a PNG grid of samples of each layout here."),
+    list_layouts: bool = typer.Option(False, "--list-layouts", help="Print the layout names and exit."),
+) -> None:
+    """Generate manifests with exact JSON targets: a dataset `vlmocr data check` accepts."""
+    from vlmocr.data.synth import LAYOUTS, SynthConfig, generate_dataset
+
+    if list_layouts:
+        out.print("\n".join(LAYOUTS))
+        return
+    given = {
+        "seed": seed,
+        "layouts": _parse_layouts(layouts),
+        "photos_per_doc": photos_per_doc,
+        "augment": augment,
+        "size": _parse_size(size) if size else None,
+        "min_products": min_products,
+        "max_products": max_products,
+        "jpeg_quality": jpeg_quality,
+    }
+    config = SynthConfig(**{k: v for k, v in given.items() if v is not None})
+    processes = workers if workers > 0 else (os.cpu_count() or 1)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    total = train + valid + test
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("rendering", total=max(total, 0))
+        report = generate_dataset(out_dir, train, valid, test, config, workers=processes,
+                                  overwrite=overwrite, progress=lambda done: bar.update(task, completed=done))
+    table = Table(title=escape(str(report.root)))
+    for col in ("split", "images", "documents"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for split, n in report.images.items():
+        table.add_row(split, str(n), str(report.documents[split]))
+    out.print(table)
+    mix = ", ".join(f"{name} {n}" for name, n in report.layouts.items())
+    out.print(f"layouts: {mix}")
+    out.print(f"[green]wrote[/] {report.total_images} images in {report.seconds:.1f} s "
+              f"({report.images_per_second:.0f} images/s, {processes} process(es)); augment={config.augment}, "
+              f"seed={config.seed}")
+    if contact_sheet is not None:
+        from vlmocr.data.synth.sheet import contact_sheet as make_sheet
+
+        contact_sheet.parent.mkdir(parents=True, exist_ok=True)
+        make_sheet(config).save(contact_sheet)
+        out.print(f"[green]contact sheet[/] → {escape(str(contact_sheet))}")

@@ -1,0 +1,103 @@
+"""Synthetic manifest content: the real schema exactly, values shaped like the real ones."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import jsonschema
+import pytest
+
+from vlmocr.data.synth import SynthConfig
+from vlmocr.data.synth.content import check_target, make_document, make_target
+from vlmocr.errors import ConfigError
+from vlmocr.schema import FIELD_ORDER, PRODUCT_FIELDS, manifest_schema
+
+from .conftest import SEED_SUFFIX
+
+SHAPES = {
+    "route": r"[A-Z]\d{3}-[A-Z]{2}-\d{3}",
+    "pallet_number": r"\d{1,2}",
+    "delivery_date": r"\d{1,2}/\d{1,2}/20\d\d",
+    "load": r"\d",
+    "dock": r"[A-Z]\d\d",
+    "shipment_id": r"[A-Z]\d{11}",
+    "asn_number": r"\d{10}",
+    "salesman": r"[A-Z][A-Z'\-]+( [A-Z][A-Z'\-]+)+",
+    "printed_date": r"\d\d/\d\d/20\d\d \d\d:\d\d",
+    "page_number": r"\d{1,2}",
+}
+
+
+@pytest.fixture(scope="module")
+def targets() -> list[dict]:
+    return [make_target(random.Random(i), 1 + i % 8, i) for i in range(300)]
+
+
+def test_every_target_fits_the_schema_with_real_shapes(targets: list[dict]) -> None:
+    validator = jsonschema.Draft202012Validator(manifest_schema())
+    for target in targets:
+        validator.validate(target)
+        assert list(target) == list(FIELD_ORDER)
+        assert check_target(target) == []
+        for name, shape in SHAPES.items():
+            assert re.fullmatch(shape, target[name]), (name, target[name])
+        assert "\n" not in target["destination"] and re.search(r"\b[A-Z]{2} \d{5}$", target["destination"])
+        codes = [p["description"][:6] for p in target["products"]]
+        assert len(set(codes)) == len(codes)
+        for row in target["products"]:
+            assert list(row) == list(PRODUCT_FIELDS)
+            assert re.fullmatch(r"\d{6} - [A-Z0-9]+ OF [A-Z][A-Z \-]+", row["description"]), row
+            assert all(re.fullmatch(r"[1-9]\d?", row[k]) for k in ("cases", "sales_units", "layers"))
+
+
+def test_totals_are_the_column_sums(targets: list[dict]) -> None:
+    for target in targets:
+        rows = target["products"]
+        assert target["total_cases"] == str(sum(int(r["cases"]) for r in rows))
+        assert target["total_units"] == str(sum(int(r["sales_units"]) for r in rows))
+        assert target["total_layers"] == str(sum(int(r["layers"]) for r in rows))
+    assert {len(t["products"]) for t in targets} == set(range(1, 9))
+
+
+def test_checker_accepts_the_seed_example_and_catches_bad_totals() -> None:
+    seed = json.loads(SEED_SUFFIX)
+    assert check_target(seed) == []
+    seed["total_units"] = "75"
+    assert check_target(seed) == ["total_units is not the sum of the sales_units column"]
+
+
+def test_same_seed_same_document_other_seed_other_document() -> None:
+    a = make_document(random.Random(5), 4, 5)
+    b = make_document(random.Random(5), 4, 5)
+    c = make_document(random.Random(6), 4, 6)
+    assert a == b
+    assert a.target != c.target
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"layouts": ("form", "poster")}, "unknown layout"),
+        ({"layouts": ()}, "layouts is empty"),
+        ({"size": (100, 768)}, "each side"),
+        ({"augment": "heavy"}, "augment must be"),
+        ({"min_products": 0}, "min_products"),
+        ({"max_products": 9}, "max_products"),
+        ({"min_products": 5, "max_products": 4}, "min_products"),
+        ({"photos_per_doc": 0}, "photos_per_doc"),
+        ({"jpeg_quality": 0}, "jpeg_quality"),
+    ],
+)
+def test_config_rejects_bad_values_with_a_clear_message(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SynthConfig(**kwargs)
+
+
+def test_config_round_trips_and_rejects_unknown_keys() -> None:
+    config = SynthConfig(seed=4, layouts=["receipt", "form"], size=[640, 800], augment="photo")  # type: ignore[arg-type]
+    assert config.layouts == ("receipt", "form") and config.size == (640, 800)
+    assert SynthConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ConfigError, match="unknown synth config key"):
+        SynthConfig.from_dict({"seed": 1, "colour": "red"})

@@ -1,0 +1,119 @@
+"""The streaming API and the dataset writer: determinism, document-level splits, `data check`."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vlmocr.data.roboflow import check_dataset
+from vlmocr.data.synth import SynthConfig, generate_dataset, iter_samples
+from vlmocr.data.synth import generate as generate_module
+from vlmocr.data.synth.content import check_target
+from vlmocr.errors import ConfigError
+from vlmocr.schema import FIELD_ORDER
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_stream_is_deterministic_limited_and_shardable() -> None:
+    config = SynthConfig(seed=2, augment="photo", photos_per_doc=2)
+    a = list(iter_samples(config, limit=6))
+    b = list(iter_samples(config, limit=6))
+    assert [s.image.tobytes() for s in a] == [s.image.tobytes() for s in b]
+    assert [s.doc_id for s in a] == ["s2-train-000000"] * 2 + ["s2-train-000001"] * 2 + ["s2-train-000002"] * 2
+    assert a[0].target == a[1].target and a[0].image.tobytes() != a[1].image.tobytes()
+    assert [s.photo for s in a] == [0, 1] * 3
+    odd = list(iter_samples(config, limit=4, start=1, step=2))
+    assert [s.doc_id for s in odd] == ["s2-train-000001"] * 2 + ["s2-train-000003"] * 2
+    assert odd[0].image.tobytes() == a[2].image.tobytes()
+    assert len(list(iter_samples(config, limit=3))) == 3
+
+
+def test_stream_is_endless_and_respects_layouts_size_and_splits() -> None:
+    config = SynthConfig(layouts=("receipt", "dense"), size=(640, 800))
+    train = list(islice(iter_samples(config), 25))
+    valid = list(islice(iter_samples(config, split="valid"), 25))
+    assert {s.layout for s in train + valid} == {"receipt", "dense"}
+    assert all(s.image.size == (640, 800) and s.image.mode == "RGB" for s in train)
+    assert all(check_target(s.target) == [] for s in train + valid)
+    assert not {s.doc_id for s in train} & {s.doc_id for s in valid}
+    assert not {json.dumps(s.target) for s in train} & {json.dumps(s.target) for s in valid}
+    with pytest.raises(ConfigError):
+        next(iter_samples(config, step=0))
+
+
+def test_dataset_passes_check_with_document_level_splits(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    report = generate_dataset(out, 9, 3, 3, SynthConfig(seed=1, photos_per_doc=3))
+    assert report.images == {"train": 9, "valid": 3, "test": 3}
+    assert report.documents == {"train": 3, "valid": 1, "test": 1}
+    assert sum(report.layouts.values()) == 15
+    checked = check_dataset(out)
+    assert checked.skips == [] and len(checked.records) == 15
+    docs: dict[str, set[str]] = {}
+    for record in checked.records:
+        docs.setdefault(record.split, set()).add(record.doc_id)
+        assert list(json.loads(record.suffix)) == list(FIELD_ORDER)
+        assert record.prefix == "<JSON>" and check_target(record.target) == []
+        with Image.open(record.image_path) as image:
+            assert image.format == "JPEG" and image.size == (768, 768)
+    assert docs["train"].isdisjoint(docs["valid"]) and docs["train"].isdisjoint(docs["test"])
+    assert docs["valid"].isdisjoint(docs["test"])
+    per_doc = [r.doc_id for r in checked.splits["train"].records]
+    assert sorted(per_doc.count(d) for d in set(per_doc)) == [3, 3, 3]
+    meta = json.loads((out / "synth.json").read_text())
+    assert meta["config"]["photos_per_doc"] == 3 and meta["images"]["train"] == 9
+
+
+def test_same_arguments_give_byte_identical_files_with_any_worker_count(tmp_path: Path) -> None:
+    config = SynthConfig(seed=5, augment="photo", photos_per_doc=2)
+    generate_dataset(tmp_path / "a", 12, 4, 0, config, workers=1)
+    generate_dataset(tmp_path / "b", 12, 4, 0, config, workers=2)
+    a, b = files_of(tmp_path / "a"), files_of(tmp_path / "b")
+    assert a == b and "valid/annotations.jsonl" in a and "test/annotations.jsonl" not in a
+    generate_dataset(tmp_path / "c", 12, 4, 0, SynthConfig(seed=6, augment="photo", photos_per_doc=2))
+    assert files_of(tmp_path / "c")["train/annotations.jsonl"] != a["train/annotations.jsonl"]
+
+
+def test_uneven_counts_give_a_last_document_with_fewer_photos(tmp_path: Path) -> None:
+    report = generate_dataset(tmp_path / "d", 7, 0, 0, SynthConfig(photos_per_doc=3, augment="none"))
+    assert report.documents == {"train": 3}
+    ids = [r.doc_id for r in check_dataset(tmp_path / "d").records]
+    assert [ids.count(d) for d in dict.fromkeys(ids)] == [3, 3, 1]
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "keep"
+    out.mkdir()
+    (out / "mine.txt").write_text("precious")
+    with pytest.raises(ConfigError, match="already exists"):
+        generate_dataset(out, 2, 0, 0)
+    assert (out / "mine.txt").read_text() == "precious"
+    generate_dataset(out, 2, 0, 0, overwrite=True)
+    assert not (out / "mine.txt").exists() and len(check_dataset(out).records) == 2
+    with pytest.raises(ConfigError, match="nothing to generate"):
+        generate_dataset(tmp_path / "none", 0, 0, 0)
+    with pytest.raises(ConfigError, match="non-negative"):
+        generate_dataset(tmp_path / "neg", -1, 0, 0)
+
+
+def test_a_failure_midway_leaves_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = generate_module.document_samples
+    calls = []
+
+    def failing(config, split, index, photos=None):  # type: ignore[no-untyped-def]
+        calls.append(index)
+        if len(calls) > 3:
+            raise OSError("disk full")
+        return real(config, split, index, photos)
+
+    monkeypatch.setattr(generate_module, "document_samples", failing)
+    with pytest.raises(OSError, match="disk full"):
+        generate_dataset(tmp_path / "half", 10, 0, 0)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,94 @@
+"""Layouts: every field drawn exactly once as its value, inside the paper, nothing overlapping."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from itertools import combinations
+
+import pytest
+
+from vlmocr.data.synth import LAYOUTS, SynthConfig
+from vlmocr.data.synth.content import ITEMS, Document, make_document
+from vlmocr.data.synth.generate import render_document
+from vlmocr.data.synth.layouts import flatten_target, layout_fields, render_page
+from vlmocr.errors import ConfigError
+
+#: Smallest type (px) a value may get at 768x768: readable at ~28 px a visual token.
+MIN_VALUE_PX = 12
+
+
+def longest_document() -> Document:
+    """A worst case: the longest values the generator can produce, 8 two-digit rows."""
+    doc = make_document(random.Random(1), 8, 1)
+    items = sorted(ITEMS, key=len)[-8:]
+    rows = [
+        {"description": f"99999{i} - CARTON OF {item}", "cases": "64", "sales_units": "64", "layers": "6"}
+        for i, item in enumerate(items)
+    ]
+    target = dict(doc.target)
+    target.update(
+        route="W999-WW-999", destination="55267 Dominguez Extension Suite 234, Lake Kristopherside, AK 19523",
+        salesman="CHRISTOPHER WASHINGTON", shipment_id="W99999999999", products=rows,
+        total_cases="512", total_units="512", total_layers="48", printed_date="12/28/2026 23:59",
+    )
+    labels = {name: max(options, key=len) for name, options in doc.labels.items()} if doc.labels else {}
+    return replace(doc, target=target, company="Christensen, Hernandez and Martinez",
+                   title="PALLET LOAD MANIFEST", labels=labels or doc.labels)
+
+
+def assert_page_is_sound(page, target: dict, size: tuple[int, int], min_px: int | None) -> None:
+    width, height = size
+    assert layout_fields(page) == flatten_target(target)
+    px0, py0, px1, py1 = page.paper
+    assert 0 <= px0 < px1 <= width and 0 <= py0 < py1 <= height
+    for box in page.boxes:
+        x0, y0, x1, y1 = box.box
+        assert px0 <= x0 < x1 <= px1 and py0 <= y0 < y1 <= py1, box
+        if min_px is not None and box.field is not None:
+            assert box.size >= min_px, box
+    for a, b in combinations(page.boxes, 2):
+        overlap = min(a.box[2], b.box[2]) > max(a.box[0], b.box[0]) and min(a.box[3], b.box[3]) > max(a.box[1], b.box[1])
+        assert not overlap, (a, b)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_layout_draws_every_field_inside_without_overlap(layout: str) -> None:
+    for index in range(12):
+        config = SynthConfig(seed=index, layouts=(layout,), min_products=1 + index % 8)
+        doc, page = render_document(config, "train", index)
+        assert page.layout == layout and page.image.size == (768, 768) and page.image.mode == "L"
+        assert_page_is_sound(page, doc.target, (768, 768), MIN_VALUE_PX)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_worst_case_document_fits_readably(layout: str) -> None:
+    doc = longest_document()
+    page = render_page(doc, layout, 3, (768, 768))
+    assert_page_is_sound(page, doc.target, (768, 768), MIN_VALUE_PX)
+
+
+@pytest.mark.parametrize("size", [(1024, 640), (512, 704), (1280, 1280)])
+def test_other_sizes_render_every_field(size: tuple[int, int]) -> None:
+    for i, layout in enumerate(LAYOUTS):
+        doc, page = render_document(SynthConfig(size=size, layouts=(layout,), min_products=8), "t", i)
+        assert page.image.size == size
+        assert_page_is_sound(page, doc.target, size, None)
+
+
+def test_value_boxes_hold_ink() -> None:
+    """The boxes are where the text really is: each value box is darker than bare paper."""
+    for layout in LAYOUTS:
+        _, page = render_document(SynthConfig(layouts=(layout,)), "train", 2)
+        for box in page.boxes:
+            if box.field is not None:
+                low, _ = page.image.crop(box.box).getextrema()
+                assert low < 100, box
+
+
+def test_same_seed_same_pixels_and_unknown_layout_is_an_error() -> None:
+    config = SynthConfig(seed=9)
+    a, b = render_document(config, "train", 4)[1], render_document(config, "train", 4)[1]
+    assert a.image.tobytes() == b.image.tobytes() and a.boxes == b.boxes
+    with pytest.raises(ConfigError, match="unknown layout 'poster'"):
+        render_page(longest_document(), "poster", 0, (768, 768))
