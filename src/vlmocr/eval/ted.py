@@ -43,9 +43,9 @@ except ImportError:  # pragma: no cover
 
 
 class _Tree:
-    """A Donut tree in preorder arrays: label/text, leaf flag, children, costs, signature."""
+    """A Donut tree in preorder arrays: label/text, leaf flag, children, costs, value."""
 
-    __slots__ = ("text", "leaf", "kids", "cost", "total", "sig", "post", "safe")
+    __slots__ = ("text", "leaf", "kids", "cost", "total", "value", "post", "safe")
 
     def __init__(self, data: Any) -> None:
         self.text: list[str] = []
@@ -53,36 +53,56 @@ class _Tree:
         self.kids: list[list[int]] = []
         self.cost: list[int] = []
         self.total: list[int] = []
-        self.sig: list[Any] = []
+        self.value: list[Any] = []  # the normalized value under the node: subtree equality
         self.post: list[int] = []
         self.safe = True  # False if a label contains "<leaf>" (Donut's leaf test misfires)
-        self._add("<root>", False, data)
+        self._add("<root>", data)
 
-    def _add(self, label: str, leaf: bool, data: Any) -> int:
+    def _add(self, label: str, data: Any) -> int:
         index = len(self.text)
         if LEAF in label:
             self.safe = False
         self.text.append(label)
-        self.leaf.append(leaf)
-        self.kids.append([])
-        self.cost.append(len(label) if leaf else 1)
+        self.leaf.append(False)
+        kids: list[int] = []
+        self.kids.append(kids)
+        self.cost.append(1)
         self.total.append(0)
-        self.sig.append(None)
-        kids = self.kids[index]
-        if not leaf:
-            if isinstance(data, dict):
-                for key, value in data.items():
-                    kids.append(self._add(key, False, value))
-            elif all(isinstance(item, dict) for item in data):
-                for item in data:
-                    kids.append(self._add("<subtree>", False, item))
-            else:
-                for item in data:
-                    kids.append(self._add(str(item), True, None))
-        self.total[index] = self.cost[index] + sum(self.total[k] for k in kids)
-        self.sig[index] = (label, leaf, tuple(self.sig[k] for k in kids))
+        self.value.append(data)
+        total = 1
+        if isinstance(data, dict):
+            for key, value in data.items():
+                kid = self._add(key, value)
+                kids.append(kid)
+                total += self.total[kid]
+        elif all(isinstance(item, dict) for item in data):
+            for item in data:
+                kid = self._add("<subtree>", item)
+                kids.append(kid)
+                total += self.total[kid]
+        else:
+            for item in data:
+                text = str(item)
+                if LEAF in text:
+                    self.safe = False
+                kid = len(self.text)
+                self.text.append(text)
+                self.leaf.append(True)
+                self.kids.append([])
+                self.cost.append(len(text))
+                self.total.append(len(text))
+                self.value.append(text)
+                self.post.append(kid)
+                kids.append(kid)
+                total += len(text)
+        self.total[index] = total
         self.post.append(index)
         return index
+
+    def same(self, i: int, other: _Tree, j: int) -> bool:
+        """Whether subtree i of this tree equals subtree j of `other` (labels and shape)."""
+        return (self.leaf[i] == other.leaf[j] and self.text[i] == other.text[j]
+                and self.value[i] == other.value[j])
 
 
 def _update(a: _Tree, i: int, b: _Tree, j: int) -> int:
@@ -101,9 +121,9 @@ def _update(a: _Tree, i: int, b: _Tree, j: int) -> int:
 
 def _forest_td(a: _Tree, ka: list[int], b: _Tree, kb: list[int], full: bool) -> int:
     lo, hi_a, hi_b = 0, len(ka), len(kb)
-    while lo < hi_a and lo < hi_b and a.sig[ka[lo]] == b.sig[kb[lo]]:
+    while lo < hi_a and lo < hi_b and a.same(ka[lo], b, kb[lo]):
         lo += 1
-    while hi_a > lo and hi_b > lo and a.sig[ka[hi_a - 1]] == b.sig[kb[hi_b - 1]]:
+    while hi_a > lo and hi_b > lo and a.same(ka[hi_a - 1], b, kb[hi_b - 1]):
         hi_a -= 1
         hi_b -= 1
     xs, ys = ka[lo:hi_a], kb[lo:hi_b]
@@ -127,7 +147,7 @@ def _forest_td(a: _Tree, ka: list[int], b: _Tree, kb: list[int], full: bool) -> 
 
 
 def _tree_td(a: _Tree, i: int, b: _Tree, j: int, full: bool) -> int:
-    if a.sig[i] == b.sig[j]:
+    if a.same(i, b, j):
         return 0
     return _update(a, i, b, j) + _forest_td(a, a.kids[i], b, b.kids[j], full)
 
@@ -371,14 +391,38 @@ def tree_edit_distance(pred_norm: Any, gold_norm: Any) -> float:
     return reference_ted(pred_norm, gold_norm)
 
 
+def _insert_cost(data: Any) -> int | None:
+    """Sum of insert costs of the nodes under a normalized value; None if a label has "<leaf>"."""
+    total = 0
+    if isinstance(data, dict):
+        for key, value in data.items():
+            below = _insert_cost(value)
+            if below is None or LEAF in key:
+                return None
+            total += 1 + below
+    elif all(isinstance(item, dict) for item in data):
+        for item in data:
+            below = _insert_cost(item)
+            if below is None:
+                return None
+            total += 1 + below
+    else:
+        for item in data:
+            text = str(item)
+            if LEAF in text:
+                return None
+            total += len(text)
+    return total
+
+
 def gold_size(gold_norm: Any) -> float:
     """TED({}, gold): the cost of inserting every gold node but the root."""
     if not gold_norm:
         return 0.0
-    tree = _Tree(gold_norm)
-    if not tree.safe:
+    total = _insert_cost(gold_norm)
+    if total is None:
         return reference_ted({}, gold_norm)
-    return float(tree.total[0] - 1)
+    return float(total)
 
 
 def ted_accuracy(pred: Any, gold: Any, *, normalized: bool = False) -> float:

@@ -1,0 +1,126 @@
+"""Write an evaluation's report.json, report.md and report.html (each atomically).
+
+report.json holds everything (summary, per-field table, every image with its
+non-correct fields, matching and skipped lines, config, provenance); report.md and
+report.html show the summary, per-field table and the worst images first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from vlmocr.errors import ConfigError
+from vlmocr.eval.evaluate import EvalResult
+from vlmocr.eval.metrics import EvalSummary, FieldSummary
+from vlmocr.fileio import atomic_write_json, atomic_write_text, provenance
+
+REPORT_FILES = ("report.json", "report.md", "report.html")
+
+#: Display names of the summary scores, in order.
+LABELS: dict[str, str] = {
+    "json_valid": "JSON valid",
+    "schema_valid": "Schema valid",
+    "exact_match": "Document exact match",
+    "field_f1": "Field F1 (micro, Donut)",
+    "field_f1_macro": "Field F1 (macro)",
+    "ted_accuracy": "nTED accuracy (Donut)",
+    "field_accuracy": "Field accuracy",
+    "row_precision": "Row precision",
+    "row_recall": "Row recall",
+    "row_f1": "Row F1 (Hungarian)",
+    "row_exact": "Rows entirely correct",
+    "arithmetic_consistent": "Totals = sum of rows",
+}
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def summary_rows(summary: EvalSummary) -> list[tuple[str, str, float | None, str]]:
+    """(key, label, value, interval text) for each summary score."""
+    rows = []
+    for key, label in LABELS.items():
+        value = getattr(summary, key)
+        interval = summary.intervals.get(key)
+        ci = f"{pct(interval[0])} – {pct(interval[1])}" if interval else ""
+        rows.append((key, label, value, ci))
+    return rows
+
+
+def field_sort_key(f: FieldSummary) -> tuple[float, str]:
+    return (f.accuracy, f.path)
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse to replace an earlier report unless asked (nothing written is lost)."""
+    existing = [name for name in REPORT_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them")
+
+
+def report_dict(result: EvalResult) -> dict[str, Any]:
+    return {
+        "kind": "vlmocr.eval",
+        "predictions": str(result.predictions),
+        "gold": str(result.gold),
+        "config": result.config.to_dict(),
+        "summary": result.summary.to_dict(),
+        "matching": result.match.to_dict(),
+        "skipped_lines": [{"file": s.file, "line": s.line, "reason": s.reason} for s in result.skips],
+        "images": [image.to_dict() for image in result.images],
+        "provenance": provenance(),
+    }
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(result: EvalResult) -> str:
+    s = result.summary
+    m = result.match
+    lines = [
+        "# Evaluation report", "",
+        f"Predictions: `{result.predictions}` · Gold: `{result.gold}` · {s.n} images "
+        f"({len(m.missing)} without prediction, {len(m.unmatched)} predictions without gold, "
+        f"{len(m.duplicates)} duplicates, {len(result.skips)} skipped lines)", "",
+        "## Summary", "", "| score | value | 95% CI |", "|---|---:|---|",
+    ]
+    lines += [f"| {label} | {pct(value)} | {ci} |" for _, label, value, ci in summary_rows(s)]
+    lines += ["", "## Failure breakdown", "", "| outcome | count |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in s.failures.items()]
+    lines += ["", "## Per field (worst first)", "",
+              "| field | accuracy | similarity | F1 | correct | wrong | missing | hallucinated |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for f in sorted(s.fields, key=field_sort_key):
+        lines.append(f"| `{f.path}` | {pct(f.accuracy)} | {pct(f.similarity)} | {pct(f.f1)} | "
+                     f"{f.correct} | {f.wrong} | {f.missing} | {f.hallucinated} |")
+    shown = result.images[: result.config.max_images]
+    lines += ["", f"## Worst images ({len(shown)} of {len(result.images)})", "",
+              "| image | nTED acc. | field F1 | error | wrong | missing | hallucinated |",
+              "|---|---:|---:|---|---:|---:|---:|"]
+    for image in shown:
+        c = image.score.counts
+        lines.append(f"| `{_md_escape(image.key)}` | {pct(image.score.ted_accuracy)} | "
+                     f"{pct(image.score.field_f1)} | {image.score.error or ''} | {c['wrong']} | "
+                     f"{c['missing']} | {c['hallucinated']} |")
+    lines += ["", "report.json holds every image and field; report.html shows each picture "
+              "beside predicted vs gold.", ""]
+    return "\n".join(lines)
+
+
+def write_report(result: EvalResult, out: Path) -> EvalResult:
+    """Write report.json, report.md and report.html into `out`; return the result with paths."""
+    from vlmocr.eval.html import render_html
+
+    out = Path(out)
+    check_out(out, result.config.overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / name for name in REPORT_FILES}
+    atomic_write_json(files["report.json"], report_dict(result))
+    atomic_write_text(files["report.md"], render_markdown(result))
+    atomic_write_text(files["report.html"], render_html(result))
+    return dataclasses.replace(result, files=files)
