@@ -187,6 +187,14 @@ def test_changed_resolution_is_caught(exported: ExportResult, lora_run: Path, tm
     assert {c.name for c in report.failures} == {"resolution"}
 
 
+def test_diverging_chat_template_copies_are_caught(exported: ExportResult, lora_run: Path, tmp_path: Path) -> None:
+    copy = _copy(exported, tmp_path)
+    (copy / "chat_template.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
+    report = verify_model(copy, lora_run, ExportConfig(verification=NO_VLLM))
+    failed = {c.name: c.detail for c in report.failures}
+    assert "chat_template.json" in failed["files"]
+
+
 def test_adapter_equal_to_base_fails_and_leaves_no_directory(tiny_model: Path, tmp_path: Path) -> None:
     run = make_run(tiny_model, tmp_path / "untrained", scale=0.0)
     out = tmp_path / "exports" / "model"

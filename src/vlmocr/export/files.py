@@ -168,7 +168,10 @@ def inspect_weights(directory: Path) -> WeightsInfo:
     tensors: dict[str, TensorInfo] = {}
     index = directory / INDEX_FILE
     if index.is_file():
-        weight_map: dict[str, str] = _read_json(index).get("weight_map") or {}
+        try:
+            weight_map: dict[str, str] = _read_json(index).get("weight_map") or {}
+        except ExportError as exc:
+            return WeightsInfo([], {}, True, [str(exc)])
         files = sorted(set(weight_map.values()))
         if not weight_map:
             problems.append(f"{INDEX_FILE} has an empty weight_map")

@@ -20,6 +20,7 @@ mantissa bits; the comparison runs in fp32 on the stored weights).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -193,9 +194,16 @@ def verify_export(
     if not config.vllm:
         report.skip("vllm", "disabled")
         return report
-    from vlmocr.export.vllm_check import compare_with_vllm
+    from vlmocr.export import vllm_check as V
 
-    compare_with_vllm(report, directory, model, reference.inputs, contract, config, last_logits=logits[-1])
+    if not V.vllm_available():
+        report.skip("vllm", "vllm is not installed (pip install 'vlmocr[cpu]' or 'vlmocr[gpu]')")
+        return report
+    hf_ids = V.transformers_greedy(model, reference.inputs, config.vllm_max_tokens)
+    eos_ids, last_logits = V.eos_token_ids(model), logits[-1].clone()
+    del model, info, logits
+    gc.collect()  # vLLM loads its own copy next
+    V.compare_with_vllm(report, directory, hf_ids, eos_ids, reference.inputs, contract, config, last_logits)
     return report
 
 
@@ -207,6 +215,7 @@ def _check_static(
     problems += weights.problems
     problems += [f"pickle file {name} (only safetensors are exported)" for name in F.pickle_files(directory)]
     problems += _invalid_json(directory)
+    problems += _template_problems(directory)
     report.add(
         "files", problems,
         f"{len(weights.files)} weight file(s){' + index' if weights.sharded else ''}, "
@@ -320,6 +329,14 @@ def _json(path: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _template_problems(directory: Path) -> list[str]:
+    """chat_template.json (read first by transformers processors) must equal chat_template.jinja."""
+    legacy, raw = directory / "chat_template.json", directory / "chat_template.jinja"
+    if legacy.is_file() and raw.is_file() and _json(legacy).get("chat_template") != raw.read_text(encoding="utf-8"):
+        return ["chat_template.json and chat_template.jinja hold different templates"]
+    return []
 
 
 def _invalid_json(directory: Path) -> list[str]:

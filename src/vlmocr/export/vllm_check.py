@@ -55,29 +55,31 @@ def transformers_greedy(model: Any, inputs: Any, max_new_tokens: int) -> list[in
     return out[0, inputs["input_ids"].shape[1]:].tolist()
 
 
+def eos_token_ids(model: Any) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    return set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+
 def compare_with_vllm(
     report: VerifyReport,
     directory: Path,
-    model: Any,
+    hf_ids: list[int],
+    eos_ids: set[int],
     inputs: Any,
     contract: ModelContract,
     config: VerifyConfig,
     last_logits: Any | None = None,
 ) -> None:
-    """Add the `vllm` check to `report` (skipped when vLLM is not installed).
+    """Add the `vllm` check: vLLM's greedy answer to the probe must equal `hf_ids`.
 
-    `last_logits` (transformers' logits at the last prompt position) adds the largest
-    difference between vLLM's and transformers' top first-token log-probabilities to
-    the report, as a measured value (not a pass/fail criterion).
+    `hf_ids` is transformers' greedy answer (`transformers_greedy`), computed by the
+    caller so that its model can be freed before vLLM loads a second copy. `last_logits`
+    (transformers' logits at the last prompt position) adds the largest difference
+    between vLLM's and transformers' top first-token log-probabilities to the report,
+    as a measured value (not a pass/fail criterion).
     """
     from vlmocr.export.verify import probe_image
 
-    if not vllm_available():
-        report.skip("vllm", "vllm is not installed (pip install 'vlmocr[cpu]' or 'vlmocr[gpu]')")
-        return
-    hf_ids = transformers_greedy(model, inputs, config.vllm_max_tokens)
-    eos = model.generation_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
     prompt_len = int(inputs["input_ids"].shape[1])
     request = {
         "model": str(Path(directory).resolve()),
