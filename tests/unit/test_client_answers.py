@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vlmocr.client.answers import SchemaChecker, error_kind, parse_answer
+from vlmocr.client.answers import SchemaChecker, decoding_schema, error_kind, parse_answer
 from vlmocr.client.extract import discover_images, normalize_base_url, percentile, prepare_image
 from vlmocr.client.output import flatten, is_final
 from vlmocr.client.request import RetryPolicy, retry_after_seconds
@@ -59,6 +59,26 @@ def test_schema_checker_reports_the_path() -> None:
     assert checker.violation({"route": "a\u0007b"}) is not None and parse_answer(control, "stop", schema=checker).error
     with pytest.raises(ConfigError):
         SchemaChecker({"type": "nonsense-type"})
+
+
+def test_decoding_schema_drops_only_unenforceable_keywords() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "s": {"type": "string", "pattern": "^a*$", "maxLength": 5, "minLength": 1},
+            "plain": {"type": "string", "maxLength": 5},
+            "n": {"type": "number", "multipleOf": 2, "maximum": 9},
+            "l": {"type": "array", "uniqueItems": True, "maxItems": 3, "items": {"type": "string"}},
+        },
+    }
+    sent, dropped = decoding_schema(schema)
+    assert sent["properties"]["s"] == {"type": "string", "pattern": "^a*$"}
+    assert sent["properties"]["plain"] == {"type": "string", "maxLength": 5}
+    assert sent["properties"]["n"] == {"type": "number", "maximum": 9}
+    assert sent["properties"]["l"] == {"type": "array", "maxItems": 3, "items": {"type": "string"}}
+    assert sorted(dropped) == ["/properties/l:uniqueItems", "/properties/n:multipleOf",
+                               "/properties/s:maxLength", "/properties/s:minLength"]
+    assert schema["properties"]["s"]["maxLength"] == 5  # the original is untouched
 
 
 def test_retry_after_forms() -> None:

@@ -16,7 +16,7 @@ from vlmocr.contract import ModelContract, save_contract
 from vlmocr.errors import ConfigError, ServerError
 from vlmocr.images import Resolution
 from vlmocr.prompts import PromptContract
-from vlmocr.schema import manifest_schema
+from vlmocr.schema import STRING_PATTERN, manifest_schema
 
 RESOLUTION = Resolution(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28)
 PROMPT = PromptContract(system="You read manifests.", question="JSON please")
@@ -70,7 +70,10 @@ def test_ok_path_sends_contract_and_resized_base64(tmp_path: Path, model_dir: Pa
     assert body["messages"][1]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     fmt = body["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
-    assert fmt["json_schema"]["schema"] == manifest_schema()
+    sent = fmt["json_schema"]["schema"]
+    assert sent["properties"]["route"] == {"type": "string", "pattern": STRING_PATTERN}  # no maxLength: see below
+    assert {k: v for k, v in sent.items() if k != "properties"} == {
+        k: v for k, v in manifest_schema().items() if k != "properties"}
     for width, height in fake.image_sizes():
         assert width % 28 == 0 and height % 28 == 0
         assert RESOLUTION.min_pixels <= width * height <= RESOLUTION.max_pixels
@@ -169,6 +172,16 @@ def test_schema_violation_and_no_schema(tmp_path: Path) -> None:
         _, rows = run(fake, images, tmp_path, use_schema=False, mode="overwrite")
     assert "response_format" not in fake.requests[0]
     assert rows[0]["json"]["total_cases"] == 120 and rows[0]["error"] is None
+
+
+def test_keywords_the_decoder_cannot_enforce_are_still_checked(tmp_path: Path) -> None:
+    """xgrammar refuses pattern + maxLength; the server gets the pattern, the client checks the length."""
+    images = make_images(tmp_path / "img", 1)
+    too_long = json.dumps(manifest(route="x" * 201))
+    with FakeOpenAI([Action(content=too_long)]) as fake:
+        _, rows = run(fake, images, tmp_path)
+    assert "maxLength" not in json.dumps(fake.requests[0]["response_format"])
+    assert rows[0]["error"].startswith("schema_violation: at route") and "too long" in rows[0]["error"]
 
 
 def test_custom_schema_file(tmp_path: Path) -> None:

@@ -91,7 +91,10 @@ def serve(
         with console.status("starting vLLM (about a minute on a small CPU)…"):
             server = start_server(model, config)
         with server:
-            out.print(f"[green]ready[/] {escape(server.base_url)} model [bold]{escape(server.model_name)}[/]")
+            out.print(
+                f"[green]ready[/] {escape(server.base_url)} model [bold]{escape(server.model_name)}[/] "
+                f"(vLLM pid {server.pid})", highlight=False,
+            )
             out.print(f"try: vlmocr extract IMAGES --server {server.base_url} --out predictions.jsonl")
             console.print("Ctrl-C to stop")
             while server.wait(1.0) is None:

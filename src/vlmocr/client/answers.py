@@ -75,6 +75,48 @@ class SchemaChecker:
         return f"at {path}: {error.message[:300]}"
 
 
+#: Keywords xgrammar (vLLM's default structured-output backend) refuses in combination:
+#: a length bound on a string that has a pattern or format, multipleOf on numbers, and
+#: uniqueItems/contains bounds on arrays. vLLM rejects the whole request if any is present.
+_UNENFORCEABLE_STRING = ("minLength", "maxLength")
+_UNENFORCEABLE_NUMBER = ("multipleOf",)
+_UNENFORCEABLE_ARRAY = ("uniqueItems", "contains", "minContains", "maxContains")
+
+
+def _types(node: dict[str, Any]) -> set[str]:
+    kind = node.get("type")
+    return {kind} if isinstance(kind, str) else {k for k in kind if isinstance(k, str)} if isinstance(kind, list) else set()
+
+
+def decoding_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The schema to constrain decoding with, and the JSON paths of keywords left out.
+
+    Structured-output engines cannot enforce every JSON-schema keyword (xgrammar refuses a
+    string with both a pattern and a length bound, for one). Those keywords are dropped
+    from what the server gets; the full schema is still checked on every answer, so an
+    answer that breaks one of them is reported as `schema_violation`, never accepted.
+    """
+    dropped: list[str] = []
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, list):
+            return [walk(item, f"{path}/{i}") for i, item in enumerate(node)]
+        if not isinstance(node, dict):
+            return node
+        types = _types(node)
+        remove: set[str] = set()
+        if "string" in types and ("pattern" in node or "format" in node):
+            remove.update(k for k in _UNENFORCEABLE_STRING if k in node)
+        if types & {"integer", "number"}:
+            remove.update(k for k in _UNENFORCEABLE_NUMBER if k in node)
+        if "array" in types:
+            remove.update(k for k in _UNENFORCEABLE_ARRAY if k in node)
+        dropped.extend(f"{path or '/'}:{k}" for k in sorted(remove))
+        return {k: walk(v, f"{path}/{k}") for k, v in node.items() if k not in remove}
+
+    return walk(schema, ""), dropped
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from vlmocr.client.answers import SchemaChecker, error_kind
+from vlmocr.client.answers import SchemaChecker, decoding_schema, error_kind
 from vlmocr.client.output import PredictionWriter, compact, file_key, read_output, write_csv
 from vlmocr.contract import CONTRACT_FILE, ModelContract, load_contract
 from vlmocr.errors import ConfigError, ImageError, ServerError
@@ -105,6 +105,16 @@ class Job:
     schema: dict[str, Any] | None
     max_tokens: int
     contract_source: str
+
+    def decoding_schema(self) -> dict[str, Any] | None:
+        """The schema sent for constrained decoding (see `answers.decoding_schema`)."""
+        if self.schema is None:
+            return None
+        sent, dropped = decoding_schema(self.schema)
+        if dropped:
+            log.info("%d schema keyword(s) the decoder cannot enforce are checked on each answer instead: %s",
+                     len(dropped), ", ".join(dropped[:5]) + (" …" if len(dropped) > 5 else ""))
+        return sent
 
 
 @dataclass
@@ -333,7 +343,7 @@ async def _extract_server(
         todo, result.skipped, needs_newline = plan(images, config)
         spec = RequestSpec(
             url=f"{base}/chat/completions", model=model, prompt=job.prompt, max_tokens=job.max_tokens,
-            temperature=config.temperature, schema=job.schema, checker=checker,
+            temperature=config.temperature, schema=job.decoding_schema(), checker=checker,
             allow_fenced=config.allow_fenced,
             policy=RetryPolicy(config.max_retries, config.backoff_base_s, config.backoff_cap_s,
                                config.retry_after_cap_s, tuple(config.temperature_ladder)),

@@ -75,11 +75,11 @@ def shutdown_engine(llm: Any) -> None:
     gc.collect()
 
 
-def _sampling(job: Job, temperature: float) -> Any:
+def _sampling(job: Job, schema: dict[str, Any] | None, temperature: float) -> Any:
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
-    structured = StructuredOutputsParams(json=job.schema) if job.schema is not None else None
+    structured = StructuredOutputsParams(json=schema) if schema is not None else None
     return SamplingParams(max_tokens=job.max_tokens, temperature=temperature, structured_outputs=structured)
 
 
@@ -88,7 +88,8 @@ def _load(path: Path, job: Job, config: ExtractConfig) -> Any:
 
 
 def run_batch(
-    llm: Any, batch: list[Path], job: Job, config: ExtractConfig, checker: SchemaChecker | None
+    llm: Any, batch: list[Path], job: Job, config: ExtractConfig, checker: SchemaChecker | None,
+    schema: dict[str, Any] | None = None,
 ) -> list[Prediction]:
     """Extract one batch: image errors first, then the ladder of temperatures for the rest."""
     results: dict[int, Prediction] = {}
@@ -105,7 +106,7 @@ def run_batch(
         if not pending:
             break
         outputs = llm.chat(
-            [_conversation(job, images[i]) for i in pending], _sampling(job, temperature), use_tqdm=False
+            [_conversation(job, images[i]) for i in pending], _sampling(job, schema, temperature), use_tqdm=False
         )
         elapsed = round(time.monotonic() - start, 4)
         still: list[int] = []
@@ -141,12 +142,13 @@ def extract_offline(files: list[Path], config: ExtractConfig, *, progress: Progr
     if not todo:
         return result
     checker = SchemaChecker(job.schema) if job.schema is not None else None
+    schema = job.decoding_schema()
     llm = load_engine(model_dir, job, config)
     try:
         start = time.monotonic()
         with PredictionWriter(config.out, ends_without_newline=needs_newline) as writer:
             for first in range(0, len(todo), config.batch_size):
-                for prediction in run_batch(llm, todo[first : first + config.batch_size], job, config, checker):
+                for prediction in run_batch(llm, todo[first : first + config.batch_size], job, config, checker, schema):
                     writer.write(prediction)
                     result.add(prediction)
                     if progress is not None:
