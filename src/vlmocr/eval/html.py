@@ -150,11 +150,16 @@ def score_chips(image: ImageResult) -> str:
 
 
 def fields_block(image: ImageResult) -> str:
-    """The field table; folded when there was no valid answer (every gold field is missing)."""
-    table = field_table(image.score.fields)
-    if image.score.json_valid:
-        return table
-    return f"<details><summary>gold fields ({len(image.score.fields)})</summary>{table}</details>"
+    """Fields that are not correct, then the correct ones folded; all folded if no answer."""
+    fields = image.score.fields
+    if not image.score.json_valid:
+        return f"<details><summary>gold fields ({len(fields)})</summary>{field_table(fields)}</details>"
+    differing = [f for f in fields if f.status != "correct"]
+    correct = [f for f in fields if f.status == "correct"]
+    out = field_table(differing) if differing else ""
+    if correct:
+        out += f"<details><summary>{len(correct)} correct fields</summary>{field_table(correct)}</details>"
+    return out
 
 
 def raw_block(image: ImageResult) -> str:
