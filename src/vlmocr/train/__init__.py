@@ -1,0 +1,1 @@
+"""The training stage: LoRA / QLoRA / full fine-tuning of Qwen2.5-VL on document JSON."""

@@ -1,0 +1,295 @@
+"""Turn samples into model inputs: resize, chat template, labels on the answer only, batches.
+
+`SampleEncoder.encode` resizes the image with the resolution contract
+(`vlmocr.images.resize_for_model`, the processor's min/max pixels set to the same
+values, so it leaves the image as is), renders the prompt with the model's chat
+template (system, then the image before the question, then `<|im_start|>assistant\\n`),
+and appends the answer tokens and `<|im_end|>`. Labels are -100 everywhere except the
+answer and its `<|im_end|>`: the loss never sees the prompt or the image.
+
+`preflight` checks, before any training, that image tokens + prompt + answer fit
+`max_length` for every sample (for an endless stream: the largest image the contract
+allows and the longest answer of a probe), and fails with the numbers otherwise: image
+tokens are never truncated silently.
+
+`BatchPlan` orders samples reproducibly from (seed, position): a seeded permutation per
+epoch (optionally grouped by length), cut into per-rank micro-batches, so a resumed or
+multi-GPU run picks up exactly where the position says.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from vlmocr.errors import TrainingError
+from vlmocr.images import Resolution, open_image, resize_for_model
+from vlmocr.train.data import SampleSet, TrainSample
+
+log = logging.getLogger(__name__)
+IGNORE_INDEX = -100
+
+
+def chat_messages(system: str, question: str) -> list[dict[str, Any]]:
+    """The prompt messages, image before the question (as the client sends them)."""
+    return [
+        {"role": "system", "content": [{"type": "text", "text": system}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]},
+    ]
+
+
+def load_image(sample: TrainSample, resolution: Resolution) -> Any:
+    image = open_image(sample.image) if not hasattr(sample.image, "size") else sample.image.convert("RGB")
+    return resize_for_model(image, resolution)
+
+
+class SampleEncoder:
+    """Encodes samples for one processor and resolution (picklable for data-loader workers)."""
+
+    def __init__(self, processor: Any, resolution: Resolution, max_length: int) -> None:
+        self.processor = processor
+        self.resolution = resolution
+        self.max_length = max_length
+        tok = processor.tokenizer
+        self.end_id = tok.convert_tokens_to_ids("<|im_end|>")
+        self.image_token_id = tok.convert_tokens_to_ids(getattr(processor, "image_token", "<|image_pad|>"))
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.end_id
+        set_processor_resolution(processor, resolution)
+
+    def prompt_text(self, sample: TrainSample) -> str:
+        return self.processor.apply_chat_template(
+            chat_messages(sample.system, sample.question), add_generation_prompt=True, tokenize=False
+        )
+
+    def answer_ids(self, answer: str) -> list[int]:
+        return self.processor.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.end_id]
+
+    def encode(self, sample: TrainSample) -> dict[str, Any]:
+        import torch
+
+        image = load_image(sample, self.resolution)
+        enc = self.processor(text=[self.prompt_text(sample)], images=[image], return_tensors="pt")
+        prompt_ids = enc["input_ids"][0]
+        answer = torch.tensor(self.answer_ids(sample.answer), dtype=torch.long)
+        total = len(prompt_ids) + len(answer)
+        if total > self.max_length:
+            visual = int((prompt_ids == self.image_token_id).sum())
+            raise TrainingError(
+                f"{sample.source}: needs {total} tokens (image {visual} + prompt {len(prompt_ids) - visual} "
+                f"+ answer {len(answer)}) > max_length {self.max_length}; raise max_length or lower "
+                f"resolution.max_pixels (now {self.resolution.max_pixels}). Nothing is truncated."
+            )
+        return {
+            "input_ids": torch.cat([prompt_ids, answer]),
+            "labels": torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), answer]),
+            "pixel_values": enc["pixel_values"],
+            "image_grid_thw": enc["image_grid_thw"],
+        }
+
+
+def set_processor_resolution(processor: Any, resolution: Resolution) -> None:
+    """Make the processor's own resizing agree with the contract (min/max pixels)."""
+    for name in ("image_processor", "video_processor"):
+        sub = getattr(processor, name, None)
+        if sub is None:
+            continue
+        size = dict(sub.size) if getattr(sub, "size", None) is not None else {}
+        size = {k: v for k, v in size.items() if v is not None}
+        size.update({"shortest_edge": resolution.min_pixels, "longest_edge": resolution.max_pixels})
+        sub.size = type(sub.size)(**size) if hasattr(sub.size, "__dataclass_fields__") else size
+        for attr, value in (("min_pixels", resolution.min_pixels), ("max_pixels", resolution.max_pixels)):
+            if hasattr(sub, attr):
+                setattr(sub, attr, value)
+
+
+def pad_batch(features: list[dict[str, Any]], pad_id: int, pad_to_multiple: int = 1) -> dict[str, Any]:
+    """Right-pad token rows; concatenate image patches (Qwen2-VL's flat layout)."""
+    import torch
+
+    longest = max(len(f["input_ids"]) for f in features)
+    if pad_to_multiple > 1:
+        longest = -(-longest // pad_to_multiple) * pad_to_multiple
+    ids = torch.full((len(features), longest), pad_id, dtype=torch.long)
+    labels = torch.full((len(features), longest), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(features), longest), dtype=torch.long)
+    for row, f in enumerate(features):
+        n = len(f["input_ids"])
+        ids[row, :n] = f["input_ids"]
+        labels[row, :n] = f["labels"]
+        mask[row, :n] = 1
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "labels": labels,
+        "pixel_values": torch.cat([f["pixel_values"] for f in features]),
+        "image_grid_thw": torch.cat([f["image_grid_thw"] for f in features]),
+    }
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    """The longest sample found, in tokens, and what it is made of."""
+
+    samples_checked: int
+    max_total: int
+    max_visual: int
+    max_prompt: int
+    max_answer: int
+    worst: str
+    lengths: list[int] | None  # per sample (finite sets), for length grouping
+
+
+def _image_size(sample: TrainSample) -> tuple[int, int]:
+    if hasattr(sample.image, "size"):
+        return sample.image.size
+    from PIL import Image
+
+    with Image.open(sample.image) as img:
+        return img.size
+
+
+def preflight(samples: SampleSet, encoder: SampleEncoder, *, probe: int = 32) -> PreflightReport:
+    """Fail before training if any sample cannot fit `max_length` (with the numbers)."""
+    res = encoder.resolution
+    stream = samples.size is None
+    checked = samples.head(probe) if stream else [samples.get(i) for i in range(len(samples))]
+    prompt_cache: dict[tuple[str, str], int] = {}
+    rows = []
+    for sample in checked:
+        key = (sample.system, sample.question)
+        if key not in prompt_cache:
+            text = encoder.prompt_text(sample)
+            ids = encoder.processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+            prompt_cache[key] = len(ids) - 1  # the one image placeholder becomes the visual tokens
+        visual = res.max_visual_tokens if stream else res.visual_tokens(*_image_size(sample))
+        answer = len(encoder.answer_ids(sample.answer))
+        rows.append((visual + prompt_cache[key] + answer, visual, prompt_cache[key], answer, sample.source))
+    total, visual, prompt, answer, worst = max(rows)
+    report = PreflightReport(len(rows), total, visual, prompt, answer, worst,
+                             None if stream else [r[0] for r in rows])
+    if total > encoder.max_length:
+        bound = " (the largest image the resolution contract allows)" if stream else ""
+        raise TrainingError(
+            f"pre-flight: {worst} needs {total} tokens = image {visual}{bound} + prompt {prompt} + "
+            f"answer {answer}, but max_length is {encoder.max_length}. Raise max_length to at least "
+            f"{total}, or lower resolution.max_pixels (now {res.max_pixels} = {res.max_visual_tokens} "
+            "image tokens). Image tokens are never truncated."
+        )
+    log.info("pre-flight: %d samples fit; longest %d tokens (image %d + prompt %d + answer %d) <= %d",
+             len(rows), total, visual, prompt, answer, encoder.max_length)
+    return report
+
+
+class BatchPlan:
+    """Reproducible micro-batches by position: same (seed, position) → same samples.
+
+    Position p (a count of micro-batches over all ranks) covers global sample positions
+    [p*B*W, (p+1)*B*W); rank r takes the r-th block of B. For a finite set, global
+    position g is element g % n of epoch g // n's seeded permutation.
+    """
+
+    def __init__(self, size: int | None, batch_size: int, *, seed: int, shuffle: bool = True,
+                 world_size: int = 1, rank: int = 0, lengths: list[int] | None = None,
+                 group_by_length: bool = False) -> None:
+        self.size = size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.world_size = world_size
+        self.rank = rank
+        self.lengths = lengths if group_by_length else None
+        self._epoch_cache: tuple[int, list[int]] | None = None
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
+
+    def _epoch_order(self, epoch: int) -> list[int]:
+        if self._epoch_cache and self._epoch_cache[0] == epoch:
+            return self._epoch_cache[1]
+        assert self.size is not None
+        order = list(range(self.size))
+        if self.shuffle:
+            random.Random(f"{self.seed}/{epoch}").shuffle(order)
+        if self.lengths is not None:
+            chunk = self.global_batch * 16
+            lengths = self.lengths
+            order = [i for s in range(0, len(order), chunk)
+                     for i in sorted(order[s:s + chunk], key=lambda i: -lengths[i])]
+        self._epoch_cache = (epoch, order)
+        return order
+
+    def index_at(self, position: int) -> int:
+        if self.size is None:
+            return position
+        epoch, offset = divmod(position, self.size)
+        return self._epoch_order(epoch)[offset]
+
+    def micro_batch(self, micro_step: int) -> list[int]:
+        start = micro_step * self.global_batch + self.rank * self.batch_size
+        return [self.index_at(g) for g in range(start, start + self.batch_size)]
+
+    def iter_from(self, micro_step: int) -> Iterator[list[int]]:
+        while True:
+            yield self.micro_batch(micro_step)
+            micro_step += 1
+
+
+class EncodedSamples:
+    """A torch map-style dataset over a SampleSet (indices come from a BatchPlan)."""
+
+    def __init__(self, samples: SampleSet, encoder: SampleEncoder) -> None:
+        self.samples = samples
+        self.encoder = encoder
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.encoder.encode(self.samples.get(index))
+
+    def __len__(self) -> int:  # only used for finite sets
+        return len(self.samples)
+
+
+class Collator:
+    def __init__(self, pad_id: int, pad_to_multiple: int = 1) -> None:
+        self.pad_id = pad_id
+        self.pad_to_multiple = pad_to_multiple
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        return pad_batch(features, self.pad_id, self.pad_to_multiple)
+
+
+class _PlanSampler:
+    """Feeds the DataLoader the plan's micro-batches from a starting position (endless)."""
+
+    def __init__(self, plan: BatchPlan, start: int) -> None:
+        self.plan = plan
+        self.start = start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return self.plan.iter_from(self.start)
+
+
+def make_loader(samples: SampleSet, encoder: SampleEncoder, plan: BatchPlan, start_micro_step: int,
+                *, num_workers: int = 0, pin_memory: bool = False, pad_to_multiple: int = 1,
+                seed: int = 0) -> Any:
+    """An endless DataLoader of padded micro-batches starting at `start_micro_step`.
+
+    It has its own generator, so creating it (at start or on resume) draws nothing from the
+    global torch RNG that LoRA dropout uses: resumed runs stay bit-identical.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        EncodedSamples(samples, encoder),  # type: ignore[arg-type]
+        batch_sampler=_PlanSampler(plan, start_micro_step),  # type: ignore[arg-type]
+        collate_fn=Collator(encoder.pad_id, pad_to_multiple),
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers else None,
+        generator=torch.Generator().manual_seed(seed),
+    )
