@@ -249,7 +249,7 @@ def build_model(
                 extra={"built": {"size": size, "seed": seed, "shape": _shape_dict(shape)}},
             ),
         )
-        _readable(tmp)
+        make_readable(tmp)
     seconds = time.perf_counter() - start
     log.info("built %s Qwen2.5-VL (%d parameters) in %.1f s → %s", size, n_parameters, seconds, out)
     return BuiltModel(
@@ -262,8 +262,8 @@ def build_model(
     )
 
 
-def _readable(directory: Path) -> None:
-    """Give the model folder normal permissions (temp folders and files are created private)."""
+def make_readable(directory: Path) -> None:
+    """Give a finished folder normal permissions (temp folders and files are created private)."""
     import os
 
     umask = os.umask(0)
