@@ -51,6 +51,8 @@ def test_light_is_mild_and_photo_is_stronger(pages: list) -> None:
     photo = [_scale_and_angle(photograph(page.image, page.paper, page.tint, "photo", random.Random(s)), size)
              for s in range(40)]
     assert all(0.94 <= scale <= 1.0 and abs(angle) <= 0.81 for scale, angle in light)
+    straight = sum(scale == 1.0 and angle == 0.0 for scale, angle in light)
+    assert 8 <= straight <= 32  # about half are straight full-frame scans
     assert all(0.6 <= scale <= 0.95 and abs(angle) <= 8 for scale, angle in photo)
     assert max(abs(angle) for _, angle in photo) > 2 * max(abs(angle) for _, angle in light)
 
@@ -60,10 +62,12 @@ def test_none_is_the_tinted_page_and_light_keeps_the_ink(pages: list) -> None:
     clean = photograph(page.image, page.paper, page.tint, "none", random.Random(0))
     assert clean.matrix == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
     assert clean.image.tobytes() == _colorize(page.image, page.tint).tobytes()
-    light = photograph(page.image, page.paper, page.tint, "light", random.Random(0))
-    # mild: dark ink survives at full contrast and the frame corner shows the desk colour
-    assert min(light.image.convert("L").getextrema()) <= min(clean.image.convert("L").getextrema()) + 10
-    assert light.image.getpixel((0, 0)) == page.tint.desk
+    for seed in range(6):
+        light = photograph(page.image, page.paper, page.tint, "light", random.Random(seed))
+        # mild: dark ink survives at full contrast; a placed copy shows the desk at the corner
+        assert min(light.image.convert("L").getextrema()) <= min(clean.image.convert("L").getextrema()) + 10
+        if light.matrix != clean.matrix:
+            assert light.image.getpixel((0, 0)) == page.tint.desk
 
 
 def test_same_seed_same_pixels_other_seed_other_pixels(pages: list) -> None:

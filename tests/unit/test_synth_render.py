@@ -92,3 +92,24 @@ def test_same_seed_same_pixels_and_unknown_layout_is_an_error() -> None:
     assert a.image.tobytes() == b.image.tobytes() and a.boxes == b.boxes
     with pytest.raises(ConfigError, match="unknown layout 'poster'"):
         render_page(longest_document(), "poster", 0, (768, 768))
+
+
+def test_cached_text_masks_draw_the_same_pixels_as_imagedraw() -> None:
+    from PIL import Image, ImageDraw
+
+    from vlmocr.data.synth.canvas import Canvas
+
+    strings = ["Route No.:", "223606 - CASE OF MICROFIBER SPONGES", "64", "12/05/2024 11:29", "Qy,|j"]
+    for face in ("sans", "serif-bold", "mono", "times"):
+        for size in (13, 17, 38):
+            font = Canvas.font(face, size)
+            cached = Image.new("L", (1000, 70), 240)
+            canvas = Canvas((1000, 70), (0, 0, 1000, 70), cached)
+            direct = Image.new("L", (1000, 70), 240)
+            for text in strings:
+                for _ in range(2):  # the second call uses the cached mask
+                    cached.paste(240, (0, 0, 1000, 70))
+                    box = canvas.text(5, 3, text, font, 20)
+                direct.paste(240, (0, 0, 1000, 70))
+                ImageDraw.Draw(direct).text(box[:2], text, font=font, fill=20)
+                assert cached.tobytes() == direct.tobytes(), (face, size, text)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from vlmocr.data.synth.fonts import get_font
@@ -60,6 +61,25 @@ def _advances(font: Any) -> _Advances:
     if table is None or table.font is not font:
         table = _ADVANCES[id(font)] = _Advances(font)
     return table
+
+
+@lru_cache(maxsize=4096)  # a few tens of MB at most: masks are small
+def _text_mask(font: Any, text: str) -> tuple[Any, int, int]:
+    """The coverage mask of `text` and its offset from the line box's top-left corner.
+
+    Pasting ink through this mask gives the same pixels as ImageDraw.text (both blend with
+    Pillow's fill-with-mask), and labels and quantities repeat across documents, so caching
+    the masks skips most FreeType rendering.
+    """
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    left, top, right, bottom = font.getbbox(text)
+    if right <= left or bottom <= top:
+        return None, 0, 0
+    mask = PILImage.new("L", (right - left, bottom - top), 0)
+    ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=255)
+    return mask, left, top
 
 
 class Overflow(Exception):
@@ -134,8 +154,10 @@ class Canvas:
         px0, py0, px1, py1 = self.paper
         if box[0] < px0 or box[1] < py0 or box[2] > px1 or box[3] > py1:
             raise Overflow(f"{text!r} at {box} leaves the paper {self.paper}")
-        if self._draw is not None:
-            self._draw.text((x0, y0), text, font=font, fill=fill)
+        if self.image is not None:
+            mask, ox, oy = _text_mask(font, text)
+            if mask is not None:
+                self.image.paste(fill, (x0 + ox, y0 + oy, x0 + ox + mask.width, y0 + oy + mask.height), mask)
         self.boxes.append(TextBox(text, box, field, int(font.size)))
         return box
 

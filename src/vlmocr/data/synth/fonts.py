@@ -46,10 +46,18 @@ def font_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "mpl-data" / "fonts" / "ttf"
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=16)
+def font_bytes(face: str) -> bytes:
+    """The TrueType file of `face`, read once per process."""
+    return (font_dir() / FACES[face]).read_bytes()
+
+
+@lru_cache(maxsize=1024)
 def get_font(face: str, size: int):  # -> PIL.ImageFont.FreeTypeFont
     """The FreeType font of `face` at `size` pixels (basic layout: fast and reproducible)."""
+    import io
+
     from PIL import ImageFont
 
-    path = font_dir() / FACES[face]
-    return ImageFont.truetype(str(path), max(1, int(size)), layout_engine=ImageFont.Layout.BASIC)
+    return ImageFont.truetype(io.BytesIO(font_bytes(face)), max(1, int(size)),
+                              layout_engine=ImageFont.Layout.BASIC)
