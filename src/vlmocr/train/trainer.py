@@ -315,8 +315,8 @@ class _Trainer:
                 loss = float(self.dist.sum(loss_sum) / step_tokens)
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, o.max_grad_norm))
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                    self.metrics.write({"kind": "stopped", "step": state.step + 1, "loss": loss,
-                                        "grad_norm": grad_norm})
+                    self.metrics.write({"kind": "stopped", "step": state.step + 1, "loss": str(loss),
+                                        "grad_norm": str(grad_norm)})
                     optimizer.zero_grad(set_to_none=True)
                     kept = ckpt.latest_checkpoint(run)
                     raise TrainingError(

@@ -1,0 +1,224 @@
+"""Training on the tiny model (CPU): loss, LoRA scope, labels, pre-flight, resume, signals, NaN, QLoRA.
+
+Torch runs single-threaded here: the model is tiny, and on a 2-core machine shared with
+other processes multi-threaded kernels spend their time waiting for each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vlmocr.contract import load_contract
+from vlmocr.errors import ConfigError, TrainingError
+from vlmocr.train.checkpoint import COMPLETE, complete_checkpoints
+from vlmocr.train.config import load_config
+
+pytestmark = pytest.mark.timeout(600)
+SHORT_PROMPT = {"system": "Extract the manifest as JSON.", "question": "extract data in JSON format"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def config(model: Path, out: Path, **overrides: Any) -> Any:
+    base: dict[str, Any] = {
+        "model": str(model), "out": str(out), "batch_size": 2, "max_steps": 4, "log_every": 1,
+        "prompt": SHORT_PROMPT, "data.synth": {"size": [320, 320], "augment": "none", "max_products": 1},
+        "eval.n_samples": 0, "checkpoint.every_steps": 0, "optim.learning_rate": 5e-3,
+    }
+    base.update(overrides)
+    return load_config(None, base)
+
+
+def losses(run: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if r["kind"] == "train"}
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_lora_loss_falls_only_adapters_train_best_by_score(tiny_model: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from vlmocr.train.trainer import train
+
+    base_hash = sha(tiny_model / "model.safetensors")
+    run = tmp_path / "run"
+    events: list[Any] = []
+    result = train(config(tiny_model, run, max_steps=40, **{"eval.n_samples": 2, "eval.every_steps": 20,
+                                                             "eval.max_new_tokens": 24}),
+                   progress=events.append)
+    assert result.stopped == "completed" and result.steps == 40
+    loss = losses(run)
+    assert sorted(loss) == list(range(1, 41))
+    first, last = sum(loss[s] for s in range(1, 6)) / 5, sum(loss[s] for s in range(36, 41)) / 5
+    assert last < first - 0.3, (first, last)
+
+    # Only LoRA adapters on the language model train; vision tower, merger and base stay as they were.
+    assert result.trainable_parameters < result.total_parameters / 5
+    assert sha(tiny_model / "model.safetensors") == base_hash
+    with safe_open(run / "final" / "adapter_model.safetensors", "pt") as fh:
+        keys = list(fh.keys())
+        b_norm = sum(float(fh.get_tensor(k).abs().sum()) for k in keys if "lora_B" in k)
+    assert keys and all("lora_" in k and "language_model" in k and "visual" not in k for k in keys)
+    assert b_norm > 0  # lora_B starts at zero: the adapters moved
+
+    # Run folder: resolved config, provenance, contract, curve; best chosen by eval score.
+    for name in ("config.yaml", "provenance.json", "vlmocr.json", "loss.png", "metrics.jsonl"):
+        assert (run / name).is_file(), name
+    assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    contract = load_contract(run)
+    assert contract.prompt.question == SHORT_PROMPT["question"] and contract.base_model == str(tiny_model)
+    assert contract.extra["method"] == "lora" and contract.resolution == load_contract(tiny_model).resolution
+    evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    assert [e["step"] for e in evals] == [20, 40]
+    best_step = max(evals, key=lambda e: (e["score"], -e["step"]))["step"]
+    assert result.best_step == best_step == load_contract(run / "best").extra["step"]
+    for folder in ("best", "final"):
+        for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "chat_template.jinja",
+                     "preprocessor_config.json", "vlmocr.json"):
+            assert (run / folder / name).is_file(), (folder, name)
+    assert [e.kind for e in events][0] == "start" and events[-1].kind == "end"
+    assert all(e.samples_per_s > 0 and e.tokens_per_s > 0 for e in events if e.kind == "step")
+
+
+def test_label_masking_on_a_real_sample(tiny_model: Path, tmp_path: Path) -> None:
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from tests.unit.conftest import SEED_IMAGE, SEED_SUFFIX
+    from vlmocr.images import Resolution
+    from vlmocr.schema import dumps_target
+    from vlmocr.train.collate import IGNORE_INDEX, SampleEncoder, chat_messages, load_image
+    from vlmocr.train.config import DataConfig
+    from vlmocr.train.data import load_data
+
+    root = tmp_path / "pallet"
+    (root / "train").mkdir(parents=True)
+    Image.new("RGB", (768, 768), (240, 240, 230)).save(root / "train" / SEED_IMAGE)
+    line = json.dumps({"image": SEED_IMAGE, "prefix": "<JSON>", "suffix": SEED_SUFFIX})
+    (root / "train" / "annotations.jsonl").write_text(line + "\n")
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    resolution = Resolution(min_pixels=16 * 784, max_pixels=64 * 784)
+    encoder = SampleEncoder(processor, resolution, max_length=4096)
+    tok = processor.tokenizer
+
+    for fmt, expected in (("compact", dumps_target(json.loads(SEED_SUFFIX))), ("verbatim", SEED_SUFFIX)):
+        sample = load_data(DataConfig(dataset=str(root), target_format=fmt), None, want_valid=False).train.get(0)
+        enc = encoder.encode(sample)
+        ids, labels = enc["input_ids"].tolist(), enc["labels"].tolist()
+        first = next(i for i, v in enumerate(labels) if v != IGNORE_INDEX)
+        assert all(v == IGNORE_INDEX for v in labels[:first])
+        assert labels[first:] == ids[first:]  # every answer token is trained, aligned with the input
+        assert tok.decode(labels[first:]) == expected + "<|im_end|>"
+        image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        assert ids.count(image_id) == resolution.visual_tokens(768, 768) > 16
+        assert image_id not in labels and tok.convert_tokens_to_ids("<|im_start|>") not in labels[first:]
+        # The sequence is exactly the chat template's rendering of the whole conversation.
+        full = processor.apply_chat_template(
+            [*chat_messages(sample.system, sample.question),
+             {"role": "assistant", "content": [{"type": "text", "text": expected}]}], tokenize=False)
+        ref = processor(text=[full], images=[load_image(sample, resolution)], return_tensors="pt")["input_ids"][0]
+        assert ids == ref.tolist()[: len(ids)] and tok.decode(ref.tolist()[len(ids):]) == "\n"
+        assert tok.decode(ids[:first]).endswith("<|im_start|>assistant\n")
+
+
+def test_preflight_fails_with_the_numbers_before_writing(tiny_model: Path, tmp_path: Path) -> None:
+    from vlmocr.train.trainer import train
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError) as info:
+        train(config(tiny_model, run, max_length=120))
+    message = str(info.value)
+    assert "pre-flight" in message and "max_length is 120" in message
+    assert "image 64 (the largest image the resolution contract allows)" in message
+    assert "prompt" in message and "answer" in message and "truncated" in message
+    assert not run.exists()
+
+
+def test_qlora_without_cuda_is_a_clear_error(tiny_model: Path, tmp_path: Path) -> None:
+    from vlmocr.train.trainer import train
+
+    with pytest.raises(ConfigError, match="qlora needs a CUDA GPU"):
+        train(config(tiny_model, tmp_path / "run", method="qlora"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_saves_and_resume_matches_an_uninterrupted_run(tiny_model: Path, tmp_path: Path) -> None:
+    from vlmocr.train.trainer import train
+
+    straight = train(config(tiny_model, tmp_path / "a", max_steps=8, **{"checkpoint.every_steps": 4}))
+    assert straight.stopped == "completed"
+
+    def stop_at_3(event: Any) -> None:
+        if event.kind == "step" and event.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run = tmp_path / "b"
+    first = train(config(tiny_model, run, max_steps=8, **{"checkpoint.every_steps": 4}), progress=stop_at_3)
+    assert first.stopped == "SIGTERM" and first.steps == 3
+    assert [p.name for p in complete_checkpoints(run)] == ["step-000003"] and not (run / "final").exists()
+    with pytest.raises(ConfigError, match="--resume"):
+        train(config(tiny_model, run, max_steps=8))
+    second = train(config(tiny_model, run, max_steps=8, **{"checkpoint.every_steps": 4}), resume=True)
+    assert second.resumed_from == run / "checkpoints" / "step-000003" and second.steps == 8
+    a, b = losses(tmp_path / "a"), losses(run)
+    assert sorted(b) == list(range(1, 9))  # steps continue, none repeated in the log
+    for step in range(1, 9):  # same seed, same losses; after resume too
+        assert math.isclose(a[step], b[step], rel_tol=1e-6, abs_tol=1e-6), (step, a[step], b[step])
+    assert (run / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_nan_loss_stops_without_overwriting_the_last_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
+    from vlmocr.train.trainer import train
+
+    run = tmp_path / "run"
+    cfg = config(tiny_model, run, max_steps=6, **{
+        "optim.learning_rate": 1e30, "optim.warmup_steps": 0, "optim.scheduler": "constant",
+        "checkpoint.every_steps": 1})
+    with pytest.raises(TrainingError, match="non-finite loss at step 2") as info:
+        train(cfg)
+    assert "step-000001" in str(info.value)
+    saved = complete_checkpoints(run)
+    assert [p.name for p in saved] == ["step-000001"] and (saved[0] / COMPLETE).is_file()
+    assert not (run / "final").exists()
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["kind"] == "stopped" and rows[-1]["step"] == 2
+    assert math.isfinite(rows[0]["loss"])
+
+
+def test_full_fine_tune_from_random_init_trains_vision_too(tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
+
+    from vlmocr.train.trainer import train
+
+    run = tmp_path / "full"
+    result = train(config(tiny_model, run, method="full", max_steps=3, **{"optim.learning_rate": 1e-3}))
+    assert result.trainable_parameters == result.total_parameters
+    before, after = load_file(tiny_model / "model.safetensors"), load_file(run / "final" / "model.safetensors")
+    assert before.keys() == after.keys()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert {"visual", "model"} <= changed
+    model = AutoModelForImageTextToText.from_pretrained(run / "final")
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert load_contract(run / "final").extra["method"] == "full"
