@@ -182,8 +182,8 @@ def match_predictions(
     predictions: Sequence[Prediction], records: Sequence[Record], *, base: Path | None = None
 ) -> MatchReport:
     """Pair predictions with gold records (absolute path → relative path → unique basename)."""
-    base = Path(base) if base is not None else Path.cwd()
-    by_abs = {str(Path(r.image_path).resolve()): r for r in records}
+    base = Path(base).resolve() if base is not None else Path.cwd()
+    by_abs = {str(r.image_path): r for r in records}  # the reader resolved them already
     by_rel: dict[str, list[Record]] = {}
     by_name: dict[str, list[Record]] = {}
     for r in records:
@@ -195,12 +195,13 @@ def match_predictions(
     for p in predictions:
         name = _posix(p.file)
         record, how = None, ""
-        candidate = Path(p.file) if os.path.isabs(p.file) else base / p.file
-        try:
-            record = by_abs.get(str(candidate.resolve()))
-            how = "absolute path"
-        except (OSError, RuntimeError, ValueError):
-            record = None
+        candidate = p.file if os.path.isabs(p.file) else os.path.join(base, p.file)
+        record, how = by_abs.get(os.path.normpath(candidate)), "absolute path"
+        if record is None:  # symlinks or ".." through links: ask the file system
+            try:
+                record = by_abs.get(str(Path(candidate).resolve()))
+            except (OSError, RuntimeError, ValueError):
+                record = None
         if record is None and len(by_rel.get(name, ())) == 1:
             record, how = by_rel[name][0], "relative path"
         if record is None and len(by_name.get(os.path.basename(name), ())) == 1:

@@ -257,46 +257,67 @@ def _update_matrix(a: _Tree, pa: list[int], b: _Tree, pb: list[int]) -> list[lis
 
 
 def _zhang_shasha(a: _Tree, b: _Tree) -> int:
-    """Exact tree edit distance (Zhang & Shasha 1989), the algorithm zss runs."""
+    """Exact tree edit distance (Zhang & Shasha 1989), the algorithm zss runs.
+
+    fd rows are built left to right; for a column y, `q` is the offset of its leftmost
+    leaf (0: y lies on the leftmost path of the keyroot j, so a tree distance is stored).
+    """
     pa, la, ka = _postorder(a)
     pb, lb, kb = _postorder(b)
     ca = [a.cost[v] for v in pa]
     cb = [b.cost[v] for v in pb]
     upd = _update_matrix(a, pa, b, pb)
     td = [[0] * len(pb) for _ in pa]
+    columns = []
+    for j in kb:
+        lj = lb[j]
+        cols = [(by, lb[by] - lj, cb[by]) for by in range(lj, j + 1)]
+        first = [0]
+        for _, _, c in cols:
+            first.append(first[-1] + c)
+        columns.append((cols, first))
     for i in ka:
         li = la[i]
-        m = i - li + 2
-        for j in kb:
-            lj = lb[j]
-            n = j - lj + 2
-            fd = [[0] * n for _ in range(m)]
-            first = fd[0]
-            for y in range(1, n):
-                first[y] = first[y - 1] + cb[lj + y - 1]
-            for x in range(1, m):
-                ax = li + x - 1
+        for cols, first in columns:
+            fd = [first]
+            prev = first
+            for ax in range(li, i + 1):
                 dx = ca[ax]
-                prev, cur = fd[x - 1], fd[x]
-                cur[0] = prev[0] + dx
-                td_x, upd_x = td[ax], upd[ax]
-                on_path = la[ax] == li
-                base = fd[la[ax] - li]
-                for y in range(1, n):
-                    by = lj + y - 1
-                    if on_path and lb[by] == lj:
-                        v = prev[y - 1] + upd_x[by]
-                    else:
-                        v = base[lb[by] - lj] + td_x[by]
-                    t = prev[y] + dx
-                    if t < v:
-                        v = t
-                    t = cur[y - 1] + cb[by]
-                    if t < v:
-                        v = t
-                    cur[y] = v
-                    if on_path and lb[by] == lj:
-                        td_x[by] = v
+                td_x = td[ax]
+                left = prev[0] + dx
+                cur = [left]
+                append = cur.append
+                if la[ax] == li:
+                    upd_x = upd[ax]
+                    for (by, q, c), diag, up in zip(cols, prev, prev[1:]):
+                        if q == 0:
+                            v = diag + upd_x[by]
+                        else:
+                            v = first[q] + td_x[by]
+                        t = up + dx
+                        if t < v:
+                            v = t
+                        t = left + c
+                        if t < v:
+                            v = t
+                        if q == 0:
+                            td_x[by] = v
+                        append(v)
+                        left = v
+                else:
+                    base = fd[la[ax] - li]
+                    for (by, q, c), up in zip(cols, prev[1:]):
+                        v = base[q] + td_x[by]
+                        t = up + dx
+                        if t < v:
+                            v = t
+                        t = left + c
+                        if t < v:
+                            v = t
+                        append(v)
+                        left = v
+                fd.append(cur)
+                prev = cur
     return td[-1][-1]
 
 
