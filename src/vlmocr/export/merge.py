@@ -73,6 +73,7 @@ class ExportResult:
     files: list[str]
     verification: VerifyReport | None
     seconds: float
+    verify_seconds: float = 0.0
 
 
 def parse_shard_size(value: str | int) -> int:
@@ -109,7 +110,7 @@ def export_model(source: Path, out: Path, config: ExportConfig | None = None) ->
             del model
             gc.collect()
             _write_side_files(tmp, src, config)
-            report = None
+            report, verify_start = None, time.perf_counter()
             if config.verify:
                 from vlmocr.export.verify import verify_export
 
@@ -118,10 +119,12 @@ def export_model(source: Path, out: Path, config: ExportConfig | None = None) ->
                 if not report.ok:
                     lines = "\n".join(f"  {c.name}: {c.detail}" for c in report.failures)
                     raise ExportError(f"verification failed; nothing was written to {out}:\n{lines}")
+            verify_seconds = time.perf_counter() - verify_start
             atomic_write_json(tmp / REPORT_FILE, {
                 "source": _source_dict(src),
                 "config": _config_dict(config),
                 "verification": report.to_dict() if report else None,
+                "verify_seconds": verify_seconds,
                 "provenance": provenance(),
             })
             written = sorted(p.name for p in tmp.iterdir())
@@ -131,7 +134,7 @@ def export_model(source: Path, out: Path, config: ExportConfig | None = None) ->
     seconds = time.perf_counter() - start
     log.info("exported %d parameters to %s in %.1f s", n_parameters, out, seconds)
     return ExportResult(out, src.model_dir, src.kind, src.method, src.base_model, config.dtype,
-                        n_parameters, weights, written, report, seconds)
+                        n_parameters, weights, written, report, seconds, verify_seconds)
 
 
 def verify_model(directory: Path, source: Path, config: ExportConfig | None = None) -> VerifyReport:
