@@ -181,3 +181,15 @@ def test_cli_eval_and_compare(tmp_path, gold, predictions, monkeypatch):
     assert res.exit_code == 2 and "--pred" in res.output
     res = runner.invoke(app, ["eval", "--pred", str(tmp_path / "absent.jsonl"), "--gold", str(gold)])
     assert res.exit_code == 1 and "not found" in res.output
+
+
+@pytest.mark.parametrize("depth", [900, 3000])
+def test_absurdly_nested_answer_is_reported_not_crashing(tmp_path, gold, depth):
+    # written by hand: json.dumps itself refuses such depths
+    text = '{"file": "img0.jpg", "json": ' + "[" * depth + '"x"' + "]" * depth + ', "error": null}'
+    path = write_lines(tmp_path / "deep.jsonl", [text, _row("img1.jpg", _target(1))])
+    result = evaluate(path, gold / "test", None, EvalConfig(pred_root=tmp_path))
+    kinds = {i.key: i.score.error for i in result.images}
+    assert kinds["test/img1.jpg"] is None
+    # either scored as unusable, or (too deep for the JSON reader) a skipped line
+    assert kinds["test/img0.jpg"] == "too_deep" or (kinds["test/img0.jpg"] == "missing" and result.skips)

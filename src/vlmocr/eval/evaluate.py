@@ -126,8 +126,8 @@ def load_predictions(path: Path) -> tuple[list[Prediction], list[Skip]]:
                 continue
             try:
                 obj = json.loads(raw_line.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                skips.append(Skip(path.name, number, f"not valid JSON ({exc})"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                skips.append(Skip(path.name, number, f"not valid JSON ({str(exc)[:200]})"))
                 continue
             if not isinstance(obj, dict) or not isinstance(obj.get("file"), str) or not obj["file"]:
                 skips.append(Skip(path.name, number, "expected an object with a string 'file'"))
@@ -232,8 +232,12 @@ def score_images(match: MatchReport, config: EvalConfig) -> list[ImageResult]:
     results = []
     for record, prediction in [*match.pairs, *((r, None) for r in match.missing)]:
         pred_json = prediction.json if prediction is not None else None
-        score = score_pair(pred_json, record.target, raw_valid=pred_json is not None,
-                           config=score_config, error=_error_kind(prediction))
+        try:
+            score = score_pair(pred_json, record.target, raw_valid=pred_json is not None,
+                               config=score_config, error=_error_kind(prediction))
+        except RecursionError:  # an answer nested too deeply to walk: scored as unusable
+            log.warning("%s: answer nested too deeply to score; counted as invalid", record.image)
+            score = score_pair(None, record.target, config=score_config, error="too_deep")
         results.append(ImageResult(record, prediction, score))
     results.sort(key=lambda r: (r.score.ted_accuracy, r.score.field_f1, r.key))
     return results
