@@ -8,6 +8,7 @@ trainer's events; SIGTERM/SIGINT save a checkpoint and exit with 128 + the signa
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,8 @@ def train_command(
         result = train(cfg, resume=resume, progress=progress)
     finally:
         progress.stop()
+    if os.environ.get("RANK", "0") != "0":  # under torchrun / accelerate launch, rank 0 reports
+        return
     table = Table(title=f"run {result.run}", show_header=False)
     rows = [
         ("steps", f"{result.steps} / {result.max_steps} ({result.stopped})"),
