@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from vlmocr.errors import ConfigError, DatasetError
-from vlmocr.images import resolve_inside
 from vlmocr.prompts import IMAGE_TAG, PromptContract
 from vlmocr.records import Skip
 from vlmocr.schema import dumps_target
@@ -184,7 +183,9 @@ def from_file(
 ) -> SampleSet:
     """Samples of a ShareGPT `.json` (list) or messages `.jsonl` file made by `vlmocr data convert`.
 
-    Relative image paths are resolved against the file's folder and may not leave it.
+    Relative image paths are resolved against the file's folder (`../` allowed, as
+    LLaMA-Factory allows it: these files are the user's own, not a downloaded dataset).
+    Skips are numbered by line (.jsonl) or by sample (.json list, from 1).
     """
     path = Path(path)
     if not path.is_file():
@@ -211,12 +212,13 @@ def from_file(
     parsed: list[tuple[Path, str, str, str, Any, str]] = []
     skips: list[Skip] = []
     for number, obj in rows:
-        where = "line" if path.suffix == ".jsonl" else "sample"
         try:
             if isinstance(obj, DatasetError):
                 raise obj
             image, system, question, answer = parse(obj)
-            image_path = Path(image) if Path(image).is_absolute() else resolve_inside(path.parent, image)
+            if "\x00" in image:
+                raise DatasetError(f"image path contains a NUL byte: {image!r}")
+            image_path = Path(image) if Path(image).is_absolute() else (path.parent / image).resolve()
             if not image_path.is_file():
                 raise DatasetError(f"image not found: {image}")
             try:
@@ -227,7 +229,7 @@ def from_file(
                 gold = None
             parsed.append((image_path, system, question, answer, gold, f"{path.name}:{number}"))
         except DatasetError as exc:
-            skips.append(Skip(path.name, number, f"{where} {number}: {exc}"))
+            skips.append(Skip(path.name, number, str(exc)))
     total = len(parsed) + len(skips)
     if not parsed or (total and len(skips) / total > max_skip_ratio):
         first = f"; first: {skips[0]}" if skips else ""

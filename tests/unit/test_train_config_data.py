@@ -1,0 +1,80 @@
+"""Training data sources: Roboflow folder, converted ShareGPT/messages files, synthetic stream (no torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vlmocr.data.convert import ConvertConfig, convert_dataset
+from vlmocr.errors import ConfigError, DatasetError
+from vlmocr.prompts import PromptContract
+from vlmocr.schema import dumps_target
+from vlmocr.train.config import DataConfig
+from vlmocr.train.data import from_file, load_data
+
+from .conftest import SEED_SUFFIX, annotation, write_image, write_lines
+
+
+def test_roboflow_split_gives_compact_answers_and_the_contract_prompt(seed_dataset: Path) -> None:
+    data = load_data(DataConfig(dataset=str(seed_dataset)), None)
+    sample = data.train.get(0)
+    assert len(data.train) == 1 and data.valid is not None and len(data.valid) == 1
+    assert sample.answer == dumps_target(json.loads(SEED_SUFFIX)) and sample.gold == json.loads(SEED_SUFFIX)
+    assert sample.question == "extract data in JSON format" and sample.system == PromptContract().system
+    assert sample.source == "train/annotations.jsonl:1" and Path(sample.image).is_file()
+    verbatim = load_data(DataConfig(dataset=str(seed_dataset), target_format="verbatim", keep_prefix=True), None)
+    assert verbatim.train.get(0).answer == SEED_SUFFIX and verbatim.train.get(0).question == "<JSON>"
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "messages"])
+def test_converted_files_give_the_same_samples(seed_dataset: Path, tmp_path: Path, fmt: str) -> None:
+    prompt = PromptContract(system="Read the manifest.", question="JSON please")
+    report = convert_dataset(seed_dataset, tmp_path / fmt,
+                             ConvertConfig(to=fmt, splits=("train",), image_paths="relative", prompt=prompt))
+    data = load_data(DataConfig(train_file=str(report.files["train"])), None)
+    sample = data.train.get(0)
+    assert data.prompt == prompt  # the file's prompt becomes the run's contract
+    assert (sample.system, sample.question) == (prompt.system, prompt.question)
+    assert sample.answer == dumps_target(json.loads(SEED_SUFFIX))
+    assert Path(sample.image).resolve() == (seed_dataset / "train").resolve() / Path(sample.image).name
+    with pytest.raises(ConfigError, match="config's prompt differs"):
+        load_data(DataConfig(train_file=str(report.files["train"])), PromptContract())
+
+
+def test_bad_samples_are_reported_with_their_number(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.jpg")
+    good = {"image": "a.jpg", "conversations": [{"from": "human", "value": "<image>\nq"},
+                                                {"from": "gpt", "value": SEED_SUFFIX}], "system": "s"}
+    no_tag = {**good, "conversations": [{"from": "human", "value": "q"}, good["conversations"][1]]}
+    missing = {**good, "image": "../nowhere/a.jpg"}
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps([good, no_tag, missing, good]))
+    with pytest.raises(DatasetError, match="2 of 4 samples unusable; first: train.json:2"):
+        from_file(path, prompt=None, target_format="compact", max_skip_ratio=0.05)
+    result = from_file(path, prompt=None, target_format="compact", max_skip_ratio=0.5)
+    assert len(result) == 2 and [s.line for s in result.skips] == [2, 3]
+    assert "exactly one <image>" in result.skips[0].reason and "image not found" in result.skips[1].reason
+
+
+def test_roboflow_skips_above_the_ratio_fail(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    write_image(root / "train" / "a.jpg")
+    write_lines(root / "train" / "annotations.jsonl", [annotation("a.jpg"), annotation("missing.jpg")])
+    with pytest.raises(DatasetError, match="1 of 2 lines skipped"):
+        load_data(DataConfig(dataset=str(root)), None)
+    data = load_data(DataConfig(dataset=str(root), max_skip_ratio=0.5), None, want_valid=False)
+    assert len(data.train) == 1 and data.valid is None
+
+
+def test_synthetic_stream_is_endless_and_deterministic() -> None:
+    settings = {"size": [320, 320], "augment": "none", "max_products": 1, "photos_per_doc": 2}
+    data = load_data(DataConfig(synth=settings), None)
+    a, b = data.train.get(5), data.train.get(5)
+    assert data.train.size is None and a.answer == b.answer and a.image.tobytes() == b.image.tobytes()
+    assert data.train.get(4).gold == a.gold and data.train.get(6).gold != a.gold  # 2 photos a document
+    assert a.source.startswith("synth:train:") and data.valid is not None
+    assert data.valid.get(0).source.startswith("synth:valid:")
+    with pytest.raises(TypeError):
+        len(data.train)
