@@ -153,3 +153,10 @@ def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "vlmocr.cli.app", "train", str(path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "optim.learnig_rate" in result.stderr
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_configs_load(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.out.startswith("runs/") and cfg.method in ("lora", "full")
