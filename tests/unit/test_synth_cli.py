@@ -37,7 +37,9 @@ def test_bad_flags_exit_with_usage_errors(tmp_path: Path) -> None:
                                  "--size", "big"])
     assert result.exit_code == 2 and "--size" in result.output
     assert not (tmp_path / "x").exists()
-    listed = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "x"), "--list-layouts"])
+    result = runner.invoke(app, ["data", "synth", "--train", "2"])
+    assert result.exit_code == 2 and "--out is required" in result.output
+    listed = runner.invoke(app, ["data", "synth", "--list-layouts"])
     assert listed.exit_code == 0 and listed.output.split() == ["form", "two_column", "receipt", "dense", "label"]
 
 

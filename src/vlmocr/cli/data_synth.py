@@ -10,6 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from vlmocr.cli._common import console, handle_errors, out
+from vlmocr.data.synth.config import MAX_PRODUCTS, SynthConfig
+
+#: Defaults shown in --help come from the config dataclass (flags left out keep them).
+_D = SynthConfig()
 
 
 def register(data_app: typer.Typer) -> None:
@@ -36,29 +40,32 @@ def _parse_layouts(values: list[str] | None) -> tuple[str, ...] | None:
 
 @handle_errors
 def synth(
-    out_dir: Path = typer.Option(..., "--out", help="Dataset folder to create (train/ valid/ test/)."),
+    out_dir: Path = typer.Option(None, "--out", help="Dataset folder to create (train/ valid/ test/); required."),
     train: int = typer.Option(0, "--train", help="Training images."),
     valid: int = typer.Option(0, "--valid", help="Validation images."),
     test: int = typer.Option(0, "--test", help="Test images."),
-    seed: int = typer.Option(None, "--seed", help="Seed: the same arguments give byte-identical files. [default: 0]"),
+    seed: int = typer.Option(None, "--seed", help=f"Seed: the same arguments give byte-identical files. (default: {_D.seed})"),
     layouts: list[str] = typer.Option(None, "--layouts", help="Layouts to use, comma-separated or repeated (default: all). See --list-layouts."),
-    photos_per_doc: int = typer.Option(None, "--photos-per-doc", help="Images of each document (N images = N/K documents). [default: 1]"),
-    augment: str = typer.Option(None, "--augment", help="none, light (scan-like) or photo (phone photo). [default: light]"),
-    size: str = typer.Option(None, "--size", help="Image size WxH. [default: 768x768]"),
-    min_products: int = typer.Option(None, "--min-products", help="Fewest product rows a document has. [default: 1]"),
-    max_products: int = typer.Option(None, "--max-products", help="Most product rows a document has (<= 8). [default: 8]"),
-    jpeg_quality: int = typer.Option(None, "--jpeg-quality", help="JPEG quality of the written images. [default: 92]"),
+    photos_per_doc: int = typer.Option(None, "--photos-per-doc", help=f"Images of each document (N images = N/K documents). (default: {_D.photos_per_doc})"),
+    augment: str = typer.Option(None, "--augment", help=f"none, light (scan-like) or photo (phone photo). (default: {_D.augment})"),
+    size: str = typer.Option(None, "--size", help=f"Image size WxH. (default: {_D.size[0]}x{_D.size[1]})"),
+    min_products: int = typer.Option(None, "--min-products", help=f"Fewest product rows a document has. (default: {_D.min_products})"),
+    max_products: int = typer.Option(None, "--max-products", help=f"Most product rows a document has (<= {MAX_PRODUCTS}). (default: {_D.max_products})"),
+    jpeg_quality: int = typer.Option(None, "--jpeg-quality", help=f"JPEG quality of the written images. (default: {_D.jpeg_quality})"),
     workers: int = typer.Option(0, "--workers", help="Processes to render with (0 = one per CPU core)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     contact_sheet: Path = typer.Option(None, "--contact-sheet", help="Also write a PNG grid of samples of each layout here."),
     list_layouts: bool = typer.Option(False, "--list-layouts", help="Print the layout names and exit."),
 ) -> None:
     """Generate manifests with exact JSON targets: a dataset `vlmocr data check` accepts."""
-    from vlmocr.data.synth import LAYOUTS, SynthConfig, generate_dataset
+    from vlmocr.data.synth import LAYOUTS, generate_dataset
+    from vlmocr.errors import ConfigError
 
     if list_layouts:
         out.print("\n".join(LAYOUTS))
         return
+    if out_dir is None:
+        raise ConfigError("--out is required: the dataset folder to create")
     given = {
         "seed": seed,
         "layouts": _parse_layouts(layouts),
