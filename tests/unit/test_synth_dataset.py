@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from vlmocr.data.roboflow import check_dataset
-from vlmocr.data.synth import SynthConfig, generate_dataset, iter_samples
+from vlmocr.data.synth import SynthConfig, generate_dataset, iter_samples, sample_at
 from vlmocr.data.synth import generate as generate_module
 from vlmocr.data.synth.content import check_target
 from vlmocr.errors import ConfigError
@@ -33,6 +33,9 @@ def test_stream_is_deterministic_limited_and_shardable() -> None:
     assert [s.doc_id for s in odd] == ["s2-train-000001"] * 2 + ["s2-train-000003"] * 2
     assert odd[0].image.tobytes() == a[2].image.tobytes()
     assert len(list(iter_samples(config, limit=3))) == 3
+    for i in (0, 3, 5):
+        alone = sample_at(config, "train", i)
+        assert alone.image.tobytes() == a[i].image.tobytes() and (alone.doc_id, alone.photo) == (a[i].doc_id, a[i].photo)
 
 
 def test_stream_is_endless_and_respects_layouts_size_and_splits() -> None:

@@ -4,6 +4,7 @@
 
 - `iter_samples(config, split="train")`: an endless, deterministic stream of
   `SynthSample(image, target, doc_id, layout, ...)` for trainers (no files).
+- `sample_at(config, split, i)`: the i-th sample of that stream alone (random access).
 - `generate_dataset(out, train, valid, test, config)`: a Roboflow-format dataset that
   `vlmocr data check` accepts, split by document, written atomically.
 
@@ -23,6 +24,7 @@ from vlmocr.data.synth.generate import (
     generate_dataset,
     iter_samples,
     render_document,
+    sample_at,
 )
 from vlmocr.data.synth.layouts import LAYOUTS
 
@@ -36,4 +38,5 @@ __all__ = [
     "generate_dataset",
     "iter_samples",
     "render_document",
+    "sample_at",
 ]

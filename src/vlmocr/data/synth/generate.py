@@ -104,19 +104,32 @@ def render_document(config: SynthConfig, split: str, index: int) -> tuple[Docume
     return doc, page
 
 
+def _photo(config: SynthConfig, split: str, index: int, doc: Document, page: Page, k: int) -> SynthSample:
+    rng = random.Random(_seed_of(config.seed, split, index, "photo", k))
+    shot = photograph(page.image, page.paper, page.tint, config.augment, rng)
+    return SynthSample(image=shot.image, target=doc.target, doc_id=doc_id_of(config, split, index),
+                       layout=page.layout, photo=k, boxes=page.boxes, matrix=shot.matrix, quad=shot.quad)
+
+
 def document_samples(config: SynthConfig, split: str, index: int,
                      photos: int | None = None) -> list[SynthSample]:
     """All images (`photos`, default config.photos_per_doc) of document `index` of `split`."""
     doc, page = render_document(config, split, index)
-    doc_id = doc_id_of(config, split, index)
-    samples = []
-    for k in range(config.photos_per_doc if photos is None else photos):
-        rng = random.Random(_seed_of(config.seed, split, index, "photo", k))
-        shot = photograph(page.image, page.paper, page.tint, config.augment, rng)
-        samples.append(SynthSample(image=shot.image, target=doc.target, doc_id=doc_id,
-                                   layout=page.layout, photo=k, boxes=page.boxes,
-                                   matrix=shot.matrix, quad=shot.quad))
-    return samples
+    count = config.photos_per_doc if photos is None else photos
+    return [_photo(config, split, index, doc, page, k) for k in range(count)]
+
+
+def sample_at(config: SynthConfig, split: str, index: int) -> SynthSample:
+    """Sample `index` of the stream of `split` (photo index % K of document index // K), alone.
+
+    Random access for trainers: equal to the index-th item of `iter_samples(config,
+    split=split)` without rendering the document's other photos.
+    """
+    if index < 0:
+        raise ConfigError(f"sample index must be >= 0, got {index}")
+    doc_index, photo = divmod(index, config.photos_per_doc)
+    doc, page = render_document(config, split, doc_index)
+    return _photo(config, split, doc_index, doc, page, photo)
 
 
 def iter_samples(config: SynthConfig | None = None, *, split: str = "train", limit: int | None = None,
