@@ -6,7 +6,9 @@ model's output (most answers exact or a few characters off, some missing/extra k
 rows, a few badly wrong, some invalid JSON). A second, smaller run uses only badly wrong
 answers (every value taken from another document): the slow path of the tree edit distance.
 
-Measured, pinned to one CPU core (`sched_setaffinity`), wall clock and process CPU time:
+Measured, pinned to one CPU core (`sched_setaffinity`), wall clock and process CPU time
+(the target is judged on CPU time: on a shared machine wall clock includes other
+processes' turns on the core; the load average is recorded beside it):
 - `summarize` on in-memory (prediction, gold) pairs: scoring alone, the trainer's path;
 - `evaluate` from files: predictions.jsonl + a Roboflow gold folder (10,000 tiny image
   files, hard links to one), reading, matching and scoring, no report;
@@ -181,7 +183,11 @@ def main() -> None:
     report = {
         "benchmark": "bench_eval",
         "target": f"{args.n} predictions scored in <= {TARGET_S:.0f} s on one core",
-        "meets_target": results["evaluate_files"]["wall_s"] <= TARGET_S,
+        # The whole `vlmocr eval` (reports included) on one core. On a shared machine the
+        # process CPU time is what one core spends; wall clock also counts time other
+        # processes held the core (see load_average).
+        "meets_target": results["evaluate_files_with_reports"]["cpu_s"] <= TARGET_S,
+        "meets_target_wall_clock": results["evaluate_files_with_reports"]["wall_s"] <= TARGET_S,
         "error_mix": MIX,
         "machine": {"cpu": cpu_model(), "cores_visible": os.cpu_count(), "pinned_to_one_core": True,
                     "load_average": [round(x, 2) for x in os.getloadavg()],

@@ -175,7 +175,10 @@ def test_cli_eval_and_compare(tmp_path, gold, predictions, monkeypatch):
     res = runner.invoke(app, ["eval", "--compare", str(predictions), str(predictions), "--gold", str(gold),
                               "--out", str(tmp_path / "c"), "--labels", "base", "tuned", "--no-schema"])
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "c" / "report.json").read_text())["labels"] == ["base", "tuned"]
+    compared = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert compared["labels"] == ["base", "tuned"]
+    assert compared["summary"]["base"]["schema_valid"] is None  # --no-schema
+    assert compared["summary"]["delta"]["ted_accuracy"] == 0.0  # the same file twice
 
     res = runner.invoke(app, ["eval", "--gold", str(gold)])
     assert res.exit_code == 2 and "--pred" in res.output

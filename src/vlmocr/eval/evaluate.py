@@ -24,6 +24,7 @@ from vlmocr.errors import DatasetError, EvaluationError
 from vlmocr.eval.metrics import EvalSummary, PairScore, ScoreConfig, score_pair, summarize_scores
 from vlmocr.eval.normalize import NormalizeConfig
 from vlmocr.records import Prediction, Record, Skip
+from vlmocr.schema import manifest_schema
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,13 @@ _KNOWN = ("json", "error", "raw", "attempts", "prompt_tokens", "completion_token
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Everything `evaluate` needs besides the files. `schema=None` skips schema validity."""
+    """Everything `evaluate` needs besides the files.
+
+    `schema` defaults to the pallet manifest schema; None skips schema validity.
+    """
 
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
-    schema: dict[str, Any] | None = None
+    schema: dict[str, Any] | None = field(default_factory=manifest_schema)
     row_threshold: float = 0.5
     bootstrap: int = 0
     seed: int = 0

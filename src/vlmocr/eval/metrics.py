@@ -14,6 +14,10 @@ prediction scores as an empty document):
   field_f1_macro: the mean of each document's F1.
 - ted_accuracy: the mean of Donut's nTED accuracy (`ted.ted_accuracy`).
 - field_accuracy: correct fields / all field slots (correct+wrong+missing+hallucinated).
+
+Values are normalized first (`NormalizeConfig`: NFC and whitespace by default). With
+`NormalizeConfig.none()` field_f1 and ted_accuracy equal Donut's evaluator exactly; the
+default changes only values with decomposed Unicode or repeated/odd whitespace.
 """
 
 from __future__ import annotations
