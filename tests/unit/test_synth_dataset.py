@@ -120,3 +120,14 @@ def test_a_failure_midway_leaves_no_output(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(OSError, match="disk full"):
         generate_dataset(tmp_path / "half", 10, 0, 0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_threads_draw_the_same_samples_as_one_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = SynthConfig(seed=3)
+    alone = [sample_at(config, "train", i) for i in range(12)]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda i: sample_at(config, "train", i), range(12)))
+    assert [s.target for s in threaded] == [s.target for s in alone]
+    assert [s.image.tobytes() for s in threaded] == [s.image.tobytes() for s in alone]

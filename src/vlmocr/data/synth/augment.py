@@ -25,7 +25,7 @@ import math
 import random
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vlmocr.errors import ConfigError
 
@@ -177,7 +177,7 @@ def photograph(page: Image, paper: tuple[int, int, int, int], tint: Tint, level:
                rng: random.Random) -> Photo:
     """Augment a grayscale page at `level`; deterministic in `rng`'s state."""
     from PIL import Image as PILImage
-    from PIL import ImageChops, ImageDraw
+    from PIL import ImageChops
 
     if level not in LEVELS:
         raise ConfigError(f"augment must be one of {', '.join(LEVELS)}, got {level!r}")
@@ -227,7 +227,3 @@ def photograph(page: Image, paper: tuple[int, int, int, int], tint: Tint, level:
             image = decoded.convert("RGB")
     return Photo(image=image, matrix=matrix, quad=quad)  # type: ignore[arg-type]
 
-
-def to_page_colors(tint: Tint) -> dict[str, Any]:
-    """The tint as plain data (for logs and sample metadata)."""
-    return {"ink": list(tint.ink), "paper": list(tint.paper), "desk": list(tint.desk)}

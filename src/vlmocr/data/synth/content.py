@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import random
+import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from vlmocr.schema import FIELD_ORDER, FOOTER_FIELDS, HEADER_FIELDS, PRODUCT_FIELDS
@@ -92,11 +92,17 @@ class Document:
         return self.target["products"]
 
 
-@lru_cache(maxsize=1)
-def _faker() -> Any:
-    from faker import Faker
+_LOCAL = threading.local()
 
-    return Faker("en_US")
+
+def _faker() -> Any:
+    """This thread's Faker (re-seeded per document, so threads must not share one)."""
+    fake = getattr(_LOCAL, "faker", None)
+    if fake is None:
+        from faker import Faker
+
+        fake = _LOCAL.faker = Faker("en_US")
+    return fake
 
 
 def _quantity(rng: random.Random, high: int) -> int:
