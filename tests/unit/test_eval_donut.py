@@ -12,6 +12,7 @@ import zss
 from vlmocr.eval import ted
 from vlmocr.eval.normalize import donut_flatten, donut_normalize, levenshtein
 from vlmocr.eval.ted import reference_accuracy, reference_ted, ted_accuracy, tree_edit_distance
+from vlmocr.eval.zhang_shasha import zhang_shasha
 
 
 # --- an independent transcription of clovaai/donut's JSONParseEvaluator (donut/util.py) ---
@@ -242,8 +243,9 @@ def test_labels_with_donut_leaf_marker_use_zss_and_agree():
 
 
 def test_zhang_shasha_equals_zss_on_a_manifest_sized_pair():
-    from tests.unit.conftest import SEED_SUFFIX
     import json
+
+    from tests.unit.conftest import SEED_SUFFIX
 
     gold = json.loads(SEED_SUFFIX)
     pred = copy.deepcopy(gold)
@@ -252,4 +254,4 @@ def test_zhang_shasha_equals_zss_on_a_manifest_sized_pair():
         pred[k] = v
     pred["products"].pop(2)
     p, g = donut_normalize(pred), donut_normalize(gold)
-    assert ted._zhang_shasha(ted._Tree(p), ted._Tree(g)) == reference_ted(p, g)
+    assert zhang_shasha(ted._Tree(p), ted._Tree(g)) == reference_ted(p, g)

@@ -22,7 +22,6 @@ default changes only values with decomposed Unicode or repeated/odd whitespace.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field

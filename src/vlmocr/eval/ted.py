@@ -15,7 +15,7 @@ records a full edit script in numpy arrays), far too slow for 10,000 predictions
 - a lower bound: the weighted string edit distance of the preorder (and postorder) node
   sequences — every tree mapping is also an alignment of those sequences.
 - equal bounds are the exact distance; otherwise `_zhang_shasha` computes it: the same
-  algorithm as zss without the edit script, ≈ 10 ms a manifest pair. Labels containing
+  algorithm as zss without the edit script (`zhang_shasha`), ≈ 10 ms a manifest pair. Labels containing
   Donut's "<leaf>" marker (its leaf test would misfire) go to zss itself.
 
 Tests check every path against zss. How each distance was settled is counted in
@@ -28,6 +28,7 @@ from collections import Counter
 from typing import Any
 
 from vlmocr.eval.normalize import donut_normalize, levenshtein
+from vlmocr.eval.zhang_shasha import zhang_shasha
 
 LEAF = "<leaf>"
 #: How each distance was settled: "identical", "empty", "bounds", "dp", "zss".
@@ -214,113 +215,6 @@ def _sequence_lb_numpy(a: _Tree, xs: list[int], b: _Tree, ys: list[int]) -> int:
     return int(previous[-1])
 
 
-# --- exact Zhang-Shasha without zss's edit-script bookkeeping -------------------------
-
-
-def _postorder(t: _Tree) -> tuple[list[int], list[int], list[int]]:
-    """Postorder node ids, leftmost-leaf descendants and keyroots (postorder positions)."""
-    order = t.post
-    position = {node: k for k, node in enumerate(order)}
-    lmd = [0] * len(order)
-    for k, node in enumerate(order):
-        kids = t.kids[node]
-        lmd[k] = lmd[position[kids[0]]] if kids else k
-    last: dict[int, int] = {}
-    for k, left in enumerate(lmd):
-        last[left] = k
-    return order, lmd, sorted(last.values())
-
-
-def _update_matrix(a: _Tree, pa: list[int], b: _Tree, pb: list[int]) -> list[list[int]]:
-    leaf_b = [b.leaf[v] for v in pb]
-    cost_b = [b.cost[v] for v in pb]
-    text_b = [b.text[v] for v in pb]
-    leaves_b = [k for k, leaf in enumerate(leaf_b) if leaf]
-    leaves_a = [k for k, v in enumerate(pa) if a.leaf[v]]
-    lev: list[list[int]] | None = None
-    if leaves_a and leaves_b and _cdist is not None:
-        lev = _cdist([a.text[pa[k]] for k in leaves_a], [text_b[k] for k in leaves_b],
-                     scorer=_RF_LEV.distance, dtype=_np.int64, workers=1).tolist()
-    row_of = {k: r for r, k in enumerate(leaves_a)}
-    matrix: list[list[int]] = []
-    for x, v in enumerate(pa):
-        if a.leaf[v]:
-            mixed = 1 + a.cost[v]
-            row = [0 if leaf else mixed for leaf in leaf_b]
-            for r, y in enumerate(leaves_b):
-                row[y] = lev[row_of[x]][r] if lev is not None else levenshtein(a.text[v], text_b[y])
-        else:
-            label = a.text[v]
-            row = [(1 + c) if leaf else int(label != t) for leaf, c, t in zip(leaf_b, cost_b, text_b)]
-        matrix.append(row)
-    return matrix
-
-
-def _zhang_shasha(a: _Tree, b: _Tree) -> int:
-    """Exact tree edit distance (Zhang & Shasha 1989), the algorithm zss runs.
-
-    fd rows are built left to right; for a column y, `q` is the offset of its leftmost
-    leaf (0: y lies on the leftmost path of the keyroot j, so a tree distance is stored).
-    """
-    pa, la, ka = _postorder(a)
-    pb, lb, kb = _postorder(b)
-    ca = [a.cost[v] for v in pa]
-    cb = [b.cost[v] for v in pb]
-    upd = _update_matrix(a, pa, b, pb)
-    td = [[0] * len(pb) for _ in pa]
-    columns = []
-    for j in kb:
-        lj = lb[j]
-        cols = [(by, lb[by] - lj, cb[by]) for by in range(lj, j + 1)]
-        first = [0]
-        for _, _, c in cols:
-            first.append(first[-1] + c)
-        columns.append((cols, first))
-    for i in ka:
-        li = la[i]
-        for cols, first in columns:
-            fd = [first]
-            prev = first
-            for ax in range(li, i + 1):
-                dx = ca[ax]
-                td_x = td[ax]
-                left = prev[0] + dx
-                cur = [left]
-                append = cur.append
-                if la[ax] == li:
-                    upd_x = upd[ax]
-                    for (by, q, c), diag, up in zip(cols, prev, prev[1:]):
-                        if q == 0:
-                            v = diag + upd_x[by]
-                        else:
-                            v = first[q] + td_x[by]
-                        t = up + dx
-                        if t < v:
-                            v = t
-                        t = left + c
-                        if t < v:
-                            v = t
-                        if q == 0:
-                            td_x[by] = v
-                        append(v)
-                        left = v
-                else:
-                    base = fd[la[ax] - li]
-                    for (by, q, c), up in zip(cols, prev[1:]):
-                        v = base[q] + td_x[by]
-                        t = up + dx
-                        if t < v:
-                            v = t
-                        t = left + c
-                        if t < v:
-                            v = t
-                        append(v)
-                        left = v
-                fd.append(cur)
-                prev = cur
-    return td[-1][-1]
-
-
 # --- the reference (zss) -------------------------------------------------------------
 
 
@@ -407,7 +301,7 @@ def tree_edit_distance(pred_norm: Any, gold_norm: Any) -> float:
             TED_STATS["bounds"] += 1
             return float(upper)
         TED_STATS["dp"] += 1
-        return float(_zhang_shasha(a, b))
+        return float(zhang_shasha(a, b))
     TED_STATS["zss"] += 1
     return reference_ted(pred_norm, gold_norm)
 
