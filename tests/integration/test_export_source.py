@@ -123,3 +123,18 @@ def test_weight_headers_catch_truncation_and_missing_shards(tmp_path: Path, tiny
     index = {"metadata": {}, "weight_map": {"a.weight": "model-00001-of-00002.safetensors"}}
     (model / "model.safetensors.index.json").write_text(json.dumps(index))
     assert any("missing" in p for p in inspect_weights(model).problems)
+
+
+def test_unreachable_hub_base_is_a_clear_error(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    adapter = _adapter(tmp_path / "adapter", "vlmocr-test/no-such-model")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "vlmocr.cli.app", "export", str(adapter), "--out", str(tmp_path / "out"), "--no-verify"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    message = " ".join((proc.stdout + proc.stderr).split())
+    assert "cannot load the base model vlmocr-test/no-such-model" in message and "Traceback" not in message
+    assert not (tmp_path / "out").exists()

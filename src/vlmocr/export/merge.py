@@ -175,14 +175,12 @@ def _check_out(out: Path, src: ExportSource, overwrite: bool) -> None:
 
 def _merged_model(src: ExportSource, config: ExportConfig) -> tuple[Any, Reference | None]:
     """The model to save (fp32) and, when verifying, the reference outputs measured on the way."""
-    from transformers import AutoProcessor
-
     inputs = None
     if config.verify:
-        processor = AutoProcessor.from_pretrained(src.processor_source, trust_remote_code=False)
+        processor = _load_processor(src.processor_source)
         inputs = probe_inputs(processor, src.contract)
     if src.kind == "full":
-        model = load_model(src.model_dir, "fp32")
+        model = _load(src.model_dir, "fine-tuned model")
         if inputs is None:
             return model, None
         reference = Reference(inputs, forward_logits(model, inputs), None, tied=_tied(model))
@@ -191,7 +189,7 @@ def _merged_model(src: ExportSource, config: ExportConfig) -> tuple[Any, Referen
     if not src.base_model:
         raise ExportError(f"{src.model_dir}: no base model for the adapter; pass --base")
     _refuse_quantized_base(src.base_model)
-    model = load_model(src.base_model, "fp32")
+    model = _load(src.base_model, "base model")
     tied = _tied(model)
     base_logits = forward_logits(model, inputs) if inputs is not None else None
     peft_model = _apply_adapter(model, src.model_dir)
@@ -202,16 +200,35 @@ def _merged_model(src: ExportSource, config: ExportConfig) -> tuple[Any, Referen
     return merged, reference
 
 
+def _load(path: str | Path, what: str) -> Any:
+    """Load a model in fp32, turning loader failures into an ExportError that names it."""
+    try:
+        return load_model(path, "fp32")
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        hint = " (a hub id needs network access or the model in the local cache; pass --base DIR)"
+        raise ExportError(f"cannot load the {what} {path}: {exc}"
+                          + (hint if not Path(path).exists() else "")) from exc
+
+
+def _load_processor(source: str) -> Any:
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"cannot load the processor/tokenizer from {source}: {exc}") from exc
+
+
 def _tied(model: Any) -> bool:
     return bool(getattr(model.config, "tie_word_embeddings", False))
 
 
 def _base_logits(src: ExportSource, inputs: Any) -> tuple[Any | None, str]:
     """Logits of the base a full fine-tune started from, if it is a local folder."""
-    base = src.contract.base_model
+    base = src.base_model
     if not base or not Path(base).is_dir():
-        return None, f"the base ({base or 'unknown'}) is not a local folder"
-    model = load_model(base, "fp32")
+        return None, f"the base ({base or 'unknown'}) is not a local folder (pass --base to compare with it)"
+    model = _load(base, "base model")
     logits = forward_logits(model, inputs)
     del model
     gc.collect()
@@ -256,9 +273,7 @@ def _apply_adapter(model: Any, adapter_dir: Path) -> Any:
 
 
 def _write_side_files(tmp: Path, src: ExportSource, config: ExportConfig) -> None:
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(src.processor_source, trust_remote_code=False)
+    processor = _load_processor(src.processor_source)
     processor.save_pretrained(tmp)
     F.write_resolution(tmp, src.contract.resolution)
     generation = src.model_dir / "generation_config.json"
@@ -278,8 +293,7 @@ def _write_side_files(tmp: Path, src: ExportSource, config: ExportConfig) -> Non
             "dtype": config.dtype,
         },
     }
-    base = src.base_model if src.kind == "lora" else src.contract.base_model
-    save_contract(tmp, replace(src.contract, base_model=base, extra=extra))
+    save_contract(tmp, replace(src.contract, base_model=src.base_model, extra=extra))
 
 
 def _fix_config_dtype(path: Path, dtype: str, *, legacy: bool) -> None:
