@@ -187,6 +187,15 @@ def test_changed_resolution_is_caught(exported: ExportResult, lora_run: Path, tm
     assert {c.name for c in report.failures} == {"resolution"}
 
 
+def test_changed_prompt_contract_is_caught(exported: ExportResult, lora_run: Path, tmp_path: Path) -> None:
+    copy = _copy(exported, tmp_path)
+    stored = json.loads((copy / "vlmocr.json").read_text())
+    stored["prompt"]["question"] = "describe the picture"
+    (copy / "vlmocr.json").write_text(json.dumps(stored))
+    report = verify_model(copy, lora_run, ExportConfig(verification=NO_VLLM))
+    assert {c.name for c in report.failures} == {"processor"}
+
+
 def test_diverging_chat_template_copies_are_caught(exported: ExportResult, lora_run: Path, tmp_path: Path) -> None:
     copy = _copy(exported, tmp_path)
     (copy / "chat_template.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))

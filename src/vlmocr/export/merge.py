@@ -299,8 +299,8 @@ def _write_side_files(tmp: Path, src: ExportSource, config: ExportConfig) -> Non
 def _fix_config_dtype(path: Path, dtype: str, *, legacy: bool) -> None:
     """Make every `dtype` in config.json the exported one (sub-configs keep the load dtype otherwise).
 
-    With legacy files, `torch_dtype` is written too: transformers < 4.56 and the vLLM
-    releases built on it read that key, and would otherwise load the weights as fp32.
+    With legacy files, `torch_dtype` is written too: older transformers 4.x releases (and
+    the vLLM releases built on them) read that key, not `dtype`.
     """
     import json
 
@@ -316,9 +316,15 @@ def _fix_config_dtype(path: Path, dtype: str, *, legacy: bool) -> None:
 
 
 def _source_dict(src: ExportSource) -> dict[str, Any]:
-    data = asdict(src)
-    data["contract"] = None  # stored in vlmocr.json
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items() if k != "contract"}
+    """The source as JSON (its contract is stored in vlmocr.json)."""
+    return {
+        "model_dir": str(src.model_dir),
+        "kind": src.kind,
+        "method": src.method,
+        "base_model": src.base_model,
+        "run_dir": str(src.run_dir) if src.run_dir else None,
+        "processor_source": src.processor_source,
+    }
 
 
 def _config_dict(config: ExportConfig) -> dict[str, Any]:

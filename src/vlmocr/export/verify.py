@@ -106,7 +106,7 @@ def probe_image(resolution: Resolution) -> Any:
     for i, line in enumerate(("PALLET 0042  ROUTE 17", "DOCK 3  LOAD 88", "CASES 120  LAYERS 6")):
         draw.text((24, 24 + 40 * i), line, fill="black")
     for i in range(6):
-        draw.rectangle((24 + 68 * i, 200, 80 + 68 * i, 200 + 15 * (i + 1) % 110), fill=(40 * i, 90, 200 - 30 * i))
+        draw.rectangle((24 + 68 * i, 200, 80 + 68 * i, 200 + 15 * (i + 1)), fill=(40 * i, 90, 200 - 30 * i))
     return resize_for_model(image, resolution)
 
 
@@ -262,12 +262,17 @@ def _resolution_problems(directory: Path, resolution: Resolution) -> list[str]:
 
 
 def _check_processor(report: VerifyReport, directory: Path, reference: Reference) -> None:
+    """The exported processor and exported prompt contract must build the source's exact inputs."""
     import torch
     from transformers import AutoProcessor
 
-    contract = load_contract(directory)
-    processor = AutoProcessor.from_pretrained(str(directory), trust_remote_code=False)
-    got = probe_inputs(processor, contract)
+    try:
+        contract = load_contract(directory)
+        processor = AutoProcessor.from_pretrained(str(directory), trust_remote_code=False)
+        got = probe_inputs(processor, contract)
+    except Exception as exc:  # whatever the loader raises, it is this check's finding
+        report.add("processor", [f"the exported processor cannot build the probe: {exc}"], "")
+        return
     problems = []
     for key in sorted(set(reference.inputs) | set(got)):
         a, b = reference.inputs.get(key), got.get(key)
