@@ -222,3 +222,37 @@ def test_full_fine_tune_from_random_init_trains_vision_too(tiny_model: Path, tmp
     model = AutoModelForImageTextToText.from_pretrained(run / "final")
     assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
     assert load_contract(run / "final").extra["method"] == "full"
+
+
+@pytest.mark.parametrize(
+    "lever",
+    [{"gradient_checkpointing": True}, {"loss_chunk_size": 0}, {"loss_chunk_size": 7},
+     {"batch_size": 1, "grad_accum": 2}],
+    ids=["grad-checkpointing", "full-logits-loss", "small-loss-chunks", "grad-accumulation"],
+)
+def test_speed_levers_do_not_change_the_losses(tiny_model: Path, tmp_path: Path, lever: dict[str, Any]) -> None:
+    """Gradient checkpointing, chunked loss and accumulation are the same math as the plain step."""
+    from vlmocr.train.trainer import train
+
+    plain_run, lever_run = tmp_path / "plain", tmp_path / "lever"
+    train(config(tiny_model, plain_run, max_steps=3, **{"lora.dropout": 0.0}))
+    train(config(tiny_model, lever_run, max_steps=3, **{"lora.dropout": 0.0}, **lever))
+    plain, other = losses(plain_run), losses(lever_run)
+    assert sorted(other) == [1, 2, 3]
+    for step in (1, 2, 3):
+        assert math.isclose(plain[step], other[step], rel_tol=1e-5), (step, plain[step], other[step])
+
+
+def test_gradient_checkpointing_covers_the_language_model_only(tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    from vlmocr.train.modeling import hf_model_of, language_model_of, load_for_training, load_processor
+
+    cfg = config(tiny_model, tmp_path / "run", gradient_checkpointing=True)
+    processor, resolution = load_processor(cfg)
+    loaded = load_for_training(cfg, processor, resolution, device=torch.device("cpu"))
+    inner = hf_model_of(loaded.model)
+    _, lm = language_model_of(inner)
+    assert lm.gradient_checkpointing and all(layer.gradient_checkpointing for layer in lm.layers)
+    assert not any(getattr(block, "gradient_checkpointing", False) for block in inner.model.visual.blocks)
+    assert not any(p.requires_grad for p in inner.model.visual.parameters())

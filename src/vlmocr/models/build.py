@@ -47,6 +47,8 @@ class ModelSize:
     vision_fullatt_blocks: tuple[int, ...]
     max_position_embeddings: int
     resolution: Resolution = field(default_factory=Resolution)
+    #: Embedding rows when larger than the tokenizer (the 3B shape keeps Qwen's 151,936).
+    model_vocab_size: int | None = None
 
     def __post_init__(self) -> None:
         head_dim = self.hidden_size // self.num_attention_heads
@@ -87,6 +89,25 @@ SIZES: dict[str, ModelSize] = {
         vision_heads=4,
         vision_fullatt_blocks=(1, 3),
         max_position_embeddings=8192,
+        resolution=Resolution(),
+    ),
+    # Qwen2.5-VL-3B's shape (~3.8B parameters), random weights: for speed and memory
+    # measurements without the hub. Build it with dtype="bfloat16", device="cuda".
+    "3b": ModelSize(
+        vocab_size=8192,
+        model_vocab_size=151936,
+        hidden_size=2048,
+        intermediate_size=11008,
+        num_hidden_layers=36,
+        num_attention_heads=16,
+        num_key_value_heads=2,
+        mrope_section=(16, 24, 24),
+        vision_hidden_size=1280,
+        vision_intermediate_size=3420,
+        vision_depth=32,
+        vision_heads=16,
+        vision_fullatt_blocks=(7, 15, 23, 31),
+        max_position_embeddings=128000,
         resolution=Resolution(),
     ),
 }
@@ -204,11 +225,14 @@ def build_model(
     resolution: Resolution | None = None,
     seed: int = 0,
     overwrite: bool = False,
+    dtype: str = "float32",
+    device: str | None = None,
 ) -> BuiltModel:
     """Write a complete Qwen2.5-VL directory with random weights to `out`.
 
     The directory appears only when complete (built in a temp folder, then renamed). An
-    existing non-empty `out` is an error unless `overwrite`.
+    existing non-empty `out` is an error unless `overwrite`. `dtype` is what the weights are
+    saved in; `device` (e.g. "cuda") is where they are initialised (fast for the 3B shape).
     """
     if size not in SIZES:
         raise ConfigError(f"unknown model size {size!r} (choose: {', '.join(SIZES)})")
@@ -224,9 +248,12 @@ def build_model(
     start = time.perf_counter()
     tokenizer = train_tokenizer(shape.vocab_size, seed=seed)
     token_ids = special_token_ids(tokenizer)
-    config = qwen_config(shape, token_ids, len(tokenizer))
+    config = qwen_config(shape, token_ids, max(len(tokenizer), shape.model_vocab_size or 0))
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
     torch.manual_seed(seed)
-    model = transformers.Qwen2_5_VLForConditionalGeneration(config).float().eval()
+    with torch.device(device or "cpu"):
+        model = transformers.Qwen2_5_VLForConditionalGeneration(config).to(getattr(torch, dtype)).eval()
     model.generation_config = transformers.GenerationConfig(
         bos_token_id=token_ids["bos_token_id"],
         eos_token_id=[token_ids["eos_token_id"], token_ids["bos_token_id"]],

@@ -287,7 +287,7 @@ class _Trainer:
             return path
 
         last_saved: Path | None = point.path if point else None
-        window_time = window_samples = window_tokens = 0.0
+        window_time = window_samples = window_tokens = window_wait = 0.0
         totals_time = totals_samples = totals_tokens = 0.0
         last_loss: float | None = None
         batches = iter(loader)
@@ -300,6 +300,7 @@ class _Trainer:
                     break
                 started = time.perf_counter()
                 micro = [next(batches) for _ in range(accum)]
+                data_wait = time.perf_counter() - started
                 answer_tokens = torch.tensor(float(sum(int((m["labels"][:, 1:] != -100).sum()) for m in micro)),
                                              device=self.device)
                 step_tokens = self.dist.sum(answer_tokens)
@@ -337,21 +338,25 @@ class _Trainer:
                 state.tokens_seen += int(n_tokens)
                 state.train_seconds += elapsed
                 window_time += elapsed
+                window_wait += data_wait
                 window_samples += n_samples
                 window_tokens += n_tokens
                 last_loss = loss
                 if state.step % cfg.log_every == 0 or state.step == total:
                     sps, tps = window_samples / window_time, window_tokens / window_time
                     lr = scheduler.get_last_lr()[0]
-                    self.metrics.write({"kind": "train", "step": state.step, "loss": loss, "lr": lr,
-                                        "grad_norm": grad_norm, "samples_per_s": sps, "tokens_per_s": tps,
-                                        "samples_seen": state.samples_seen})
+                    row = {"kind": "train", "step": state.step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                           "samples_per_s": sps, "tokens_per_s": tps, "samples_seen": state.samples_seen,
+                           "data_wait_share": window_wait / window_time}
+                    if self.device.type == "cuda":
+                        row["gpu_peak_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+                    self.metrics.write(row)
                     self.emit(TrainEvent("step", state.step, total, loss=loss, lr=lr, samples_per_s=sps,
                                          tokens_per_s=tps))
                     totals_time += window_time
                     totals_samples += window_samples
                     totals_tokens += window_tokens
-                    window_time = window_samples = window_tokens = 0.0
+                    window_time = window_samples = window_tokens = window_wait = 0.0
                 if state.step == total:
                     break
                 if cfg.eval.every_steps and state.step % cfg.eval.every_steps == 0:
