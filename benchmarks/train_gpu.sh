@@ -15,13 +15,14 @@ nvidia-smi -L
 python3 benchmarks/train_speed.py data --out "$work/data" --train 160 --valid 8 --workers 8 &
 python3 benchmarks/train_speed.py build --size 3b --out "$work/m3b" --device cuda --dtype bfloat16
 wait
-train() { python3 -m vlmocr.cli.app train "$@" 2>&1 | grep -E "error|Error|steps  " ; }
+show() { if [ "$1" != 0 ]; then tail -40 "$2"; fi; grep -E "steps  " "$2"; }
+train() { python3 -m vlmocr.cli.app train "$@" > "$work/log" 2>&1; show $? "$work/log"; }
 lora=(configs/lora-qwen2.5-vl-3b.yaml --dataset "$work/data" --model "$work/m3b" --max-steps "$steps"
       --batch-size 4 --grad-accum 1 --set log_every=1 --set eval.n_samples=0 --set checkpoint.every_steps=0
       --set data.num_workers=6)
 train "${lora[@]}" --out "$work/lora3b-1gpu"
 python3 -m torch.distributed.run --standalone --nproc_per_node 2 -m vlmocr.cli.app train "${lora[@]}" \
-  --out "$work/lora3b-2gpu" 2>&1 | grep -E "error|Error|steps  "
+  --out "$work/lora3b-2gpu" > "$work/log" 2>&1; show $? "$work/log"
 train "${lora[@]}" --set gradient_checkpointing=true --out "$work/lora3b-1gpu-gc"
 python3 benchmarks/train_speed.py summarize --name train_gpu_lora3b --results "$out" \
   --note "LoRA r=16 on the Qwen2.5-VL-3B shape (random weights), bf16, sdpa, chunked loss, batch 4 a GPU, 768x768 synthetic manifests (729 visual tokens)" \

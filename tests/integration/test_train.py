@@ -178,6 +178,8 @@ def test_sigterm_saves_and_resume_matches_an_uninterrupted_run(tiny_model: Path,
     assert [p.name for p in complete_checkpoints(run)] == ["step-000003"] and not (run / "final").exists()
     with pytest.raises(ConfigError, match="--resume"):
         train(config(tiny_model, run, max_steps=8))
+    with pytest.raises(ConfigError, match="trained with method lora"):
+        train(config(tiny_model, run, max_steps=8, method="full"), resume=True)
     second = train(config(tiny_model, run, max_steps=8, **{"checkpoint.every_steps": 4}), resume=True)
     assert second.resumed_from == run / "checkpoints" / "step-000003" and second.steps == 8
     a, b = losses(tmp_path / "a"), losses(run)

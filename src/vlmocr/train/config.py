@@ -115,6 +115,7 @@ class TrainConfig:
     attn_implementation: str = "sdpa"
     compile: bool = False  # torch.compile each language-model block
     device: str = "auto"
+    cpu_threads: int | None = None  # torch intra-op threads on CPU; None: torch's default
     log_every: int = 10
 
     def __post_init__(self) -> None:
@@ -135,6 +136,7 @@ class TrainConfig:
         check(self.max_length >= 32, f"max_length must be >= 32, got {self.max_length}")
         check(self.loss_chunk_size >= 0, "loss_chunk_size must be >= 0")
         check(self.log_every >= 1, "log_every must be >= 1")
+        check(self.cpu_threads is None or self.cpu_threads >= 1, "cpu_threads must be >= 1")
         d = self.data
         sources = [name for name in ("dataset", "train_file", "synth") if getattr(d, name) is not None]
         check(len(sources) <= 1, f"data: give one of dataset, train_file or synth, not {sources}")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmocr._deps import require
-from vlmocr.contract import ModelContract, save_contract
+from vlmocr.contract import ModelContract, load_contract, save_contract
 from vlmocr.errors import ConfigError, TrainingError
 from vlmocr.fileio import atomic_write_json, atomic_write_text, provenance
 from vlmocr.schema import manifest_schema
@@ -149,13 +149,19 @@ def train(config: TrainConfig, *, resume: bool = False,
     require("torch", extra="train", purpose="Training")
     if Path(config.model).is_dir():  # adapters and contracts name the base by absolute path
         config = replace(config, model=str(Path(config.model).resolve()))
+    import torch
+
     dist = Dist.from_env()
     device = resolve_device(config.device)
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
     dist.init(device)
     try:
         return _Trainer(config, dist, device, progress).run(resume)
     finally:
         dist.close()
+        torch.set_num_threads(threads_before)
 
 
 class _Trainer:
@@ -186,6 +192,10 @@ class _Trainer:
             if latest is None:
                 raise TrainingError(f"--resume: {run} has no complete checkpoint to resume from")
             point = ckpt.load_resume_point(latest)
+            saved = load_contract(latest)
+            if saved.extra.get("method") not in (None, cfg.method) or saved.base_model not in (None, cfg.model):
+                raise ConfigError(f"--resume: {latest} was trained with method {saved.extra.get('method')} on "
+                                  f"{saved.base_model}; the config says {cfg.method} on {cfg.model}")
         elif _has_run(run):
             raise ConfigError(f"{run} already holds a training run; pass --resume to continue it, "
                               "or choose another output folder (out / --out)")
