@@ -66,7 +66,7 @@ def test_overwrite_starts_afresh(tmp_path: Path) -> None:
 
 
 def test_killed_cli_run_resumes_where_it_stopped(tmp_path: Path) -> None:
-    images = make_images(tmp_path / "img", 8)
+    make_images(tmp_path / "img", 8)
     out = tmp_path / "preds.jsonl"
     cmd = [sys.executable, "-m", "vlmocr.cli.app", "extract", str(tmp_path / "img"), "--out", str(out),
            "--concurrency", "1"]

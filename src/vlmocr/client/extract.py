@@ -23,29 +23,26 @@ instead (`offline.py`).
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from vlmocr.client.answers import SchemaChecker, decoding_schema, error_kind
+from vlmocr.client.inputs import IMAGE_SUFFIXES, discover_images, prepare_image
 from vlmocr.client.output import PredictionWriter, compact, file_key, read_output, write_csv
 from vlmocr.contract import CONTRACT_FILE, ModelContract, load_contract
 from vlmocr.errors import ConfigError, ImageError, ServerError
-from vlmocr.images import DEFAULT_MAX_IMAGE_PIXELS, Resolution, open_image, resize_for_model, smart_resize, to_data_url
+from vlmocr.images import DEFAULT_MAX_IMAGE_PIXELS, Resolution
 from vlmocr.prompts import PromptContract
 from vlmocr.records import Prediction
 
+__all__ = ["IMAGE_SUFFIXES", "ExtractConfig", "ExtractResult", "Job", "discover_images", "extract", "prepare_image"]
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
-_PASS_THROUGH = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 
 
 @dataclass(frozen=True)
@@ -164,7 +161,7 @@ class ExtractResult:
 
 
 class Progress(Protocol):
-    """What the CLI's progress bar implements (both methods optional in spirit)."""
+    """Progress callbacks: `start` once the images still to do are known, `advance` per result."""
 
     def start(self, total: int, skipped: int) -> None: ...
 
@@ -179,46 +176,6 @@ def percentile(values: list[float], q: float) -> float | None:
     pos = (len(ordered) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def discover_images(inputs: Iterable[Path | str], *, recursive: bool = False) -> list[Path]:
-    """Image files named or found in folders (sorted), each once; ConfigError if none."""
-    found: dict[str, Path] = {}
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            candidates = sorted(path.rglob("*") if recursive else path.iterdir())
-            for candidate in candidates:
-                if candidate.is_file() and candidate.suffix.lower() in IMAGE_SUFFIXES:
-                    found.setdefault(file_key(str(candidate)), candidate)
-        elif path.is_file():
-            found.setdefault(file_key(str(path)), path)
-        else:
-            raise ConfigError(f"{path}: no such file or folder")
-    if not found:
-        raise ConfigError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in the given paths")
-    return list(found.values())
-
-
-def prepare_image(
-    path: Path, resolution: Resolution, *, fmt: str = "JPEG", quality: int = 95,
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-) -> str:
-    """A data URL of the image at its model size (original bytes if already that size)."""
-    from PIL import Image as PILImage
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    image = open_image(data, max_image_pixels=max_image_pixels)
-    if smart_resize(image.height, image.width, resolution) == (image.height, image.width):
-        with PILImage.open(io.BytesIO(data)) as original:
-            mime = _PASS_THROUGH.get(original.format or "")
-            mode = original.mode
-        if mime is not None and mode in ("RGB", "L"):
-            return f"data:image/{mime};base64," + base64.b64encode(data).decode("ascii")
-    return to_data_url(resize_for_model(image, resolution), fmt=fmt, quality=quality)
 
 
 def load_schema_file(path: Path) -> dict[str, Any]:
@@ -290,7 +247,8 @@ def normalize_base_url(server: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
-async def _models(http: Any, base: str, retries: int, backoff_s: float) -> list[dict[str, Any]]:
+async def _models(http: Any, base: str, retries: int, backoff_s: float, *, required: bool) -> list[dict[str, Any]]:
+    """The server's model list; with `required=False` (a --model was given) a server without one is fine."""
     import httpx
 
     error: Exception | None = None
@@ -304,6 +262,9 @@ async def _models(http: Any, base: str, retries: int, backoff_s: float) -> list[
         if response.status_code in (401, 403):
             raise ServerError(f"{base}/models: HTTP {response.status_code} (check --api-key)")
         if response.status_code != 200:
+            if not required:
+                log.warning("%s/models: HTTP %d; using --model as given", base, response.status_code)
+                return []
             raise ServerError(f"{base}/models: HTTP {response.status_code} {response.text[:200]}")
         try:
             return [m for m in response.json().get("data", []) if isinstance(m, dict)]
@@ -327,9 +288,11 @@ async def _extract_server(
     timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)
     limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
     async with httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits) as http:
-        models = await _models(http, base, config.max_retries, config.backoff_base_s)
         model = config.model
+        models = await _models(http, base, config.max_retries, config.backoff_base_s, required=model is None)
         entry = next((m for m in models if m.get("id") == model), None) if model else None
+        if model and models and entry is None:
+            log.warning("the server does not list %r (it lists %s)", model, ", ".join(str(m.get("id")) for m in models))
         if model is None:
             if len(models) != 1:
                 names = ", ".join(str(m.get("id")) for m in models) or "none"

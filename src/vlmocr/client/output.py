@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -97,7 +96,12 @@ class PredictionWriter:
         self.written = 0
 
     def write(self, prediction: Prediction) -> None:
-        line = json.dumps(prediction_row(prediction), ensure_ascii=False)
+        row = prediction_row(prediction)
+        line = json.dumps(row, ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate slipped through: escape rather than crash
+            line = json.dumps(row, ensure_ascii=True)
         self._fh.write(line + "\n")
         self._fh.flush()
         self.written += 1

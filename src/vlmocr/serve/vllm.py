@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -311,16 +310,22 @@ def start_server(model: str | None, config: ServeConfig) -> VllmServer:
     # IPC socket paths must stay short (108 bytes): temp files get their own short folder.
     tmp_dir = Path(tempfile.mkdtemp(prefix="vlmocr-vllm-"))
     connect_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-    server = launch(
-        argv,
-        base_url=f"http://{connect_host}:{config.port}/v1",
-        model_name=settings.served_model_name,
-        run_dir=run_dir,
-        env=build_env(config, run_dir, tmp_dir),
-        api_key=config.api_key,
-        cleanup=(tmp_dir, run_dir) if own_run_dir else (tmp_dir,),
-        stop_timeout_s=config.stop_timeout_s,
-    )
+    cleanup = (tmp_dir, run_dir) if own_run_dir else (tmp_dir,)
+    try:
+        server = launch(
+            argv,
+            base_url=f"http://{connect_host}:{config.port}/v1",
+            model_name=settings.served_model_name,
+            run_dir=run_dir,
+            env=build_env(config, run_dir, tmp_dir),
+            api_key=config.api_key,
+            cleanup=cleanup,
+            stop_timeout_s=config.stop_timeout_s,
+        )
+    except OSError as exc:
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+        raise ServerError(f"cannot start vLLM ({argv[0]}): {exc}") from exc
     try:
         seconds = wait_until_ready(server, _probe_request(settings), config.startup_timeout_s)
     except BaseException:
