@@ -41,7 +41,7 @@ from vlmocr.train.collate import BatchPlan, PreflightReport, SampleEncoder, make
 from vlmocr.train.config import TrainConfig, dump_config
 from vlmocr.train.data import load_data
 from vlmocr.train.distributed import Dist
-from vlmocr.train.evaluate import EvalResult, evaluate_samples
+from vlmocr.train.evaluate import EvalResult, evaluate_samples, score_pairs
 from vlmocr.train.modeling import (
     check_method_supported,
     load_for_training,
@@ -252,6 +252,8 @@ class _Trainer:
         loader = make_loader(data.train, encoder, plan, state.micro_step, num_workers=cfg.data.num_workers,
                              pin_memory=self.device.type == "cuda", seed=cfg.seed)
         eval_samples = data.valid.head(cfg.eval.n_samples) if data.valid is not None else []
+        if eval_samples and cfg.eval.metric not in (known := score_pairs([(eval_samples[0].gold,) * 2])):
+            raise ConfigError(f"eval.metric {cfg.eval.metric!r} is not one of {sorted(known)}")
         max_new = cfg.eval.max_new_tokens or min(
             cfg.max_length, 32 + max((len(encoder.answer_ids(s.answer)) for s in eval_samples), default=0))
         autocast = (torch.autocast(self.device.type, dtype=loaded.autocast_dtype)
