@@ -89,3 +89,22 @@ def test_start_server_needs_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vllm, "installed_vllm", lambda: None)
     with pytest.raises(MissingDependencyError, match="vlmocr\\[cpu\\]"):
         vllm.start_server("Qwen/Qwen2.5-VL-3B-Instruct", ServeConfig())
+
+
+def test_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    """If the process that started vLLM is SIGKILLed (no chance to stop it), the kernel ends the server."""
+    code = (
+        "import sys, time; from pathlib import Path; from vlmocr.serve.vllm import launch;"
+        f"s = launch([sys.executable, '-c', 'import time; time.sleep(60)'], base_url='http://127.0.0.1:9/v1',"
+        f" model_name='m', run_dir=Path({str(tmp_path / 'run')!r}), env={{}});"
+        "print(s.pgid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pgid = int(parent.stdout.readline())
+    assert group_members(pgid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert group_members(pgid) == []

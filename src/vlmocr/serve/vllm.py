@@ -27,7 +27,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -263,6 +265,23 @@ def wait_until_ready(server: VllmServer, probe: dict[str, Any], timeout_s: float
             time.sleep(0.5)
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: have the kernel send SIGTERM to the server if this process dies without stopping it.
+
+    (The signal follows the *thread* that started the child, so it is used only from the main thread.)
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def set_pdeathsig() -> None:
+        import ctypes
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+
+    return set_pdeathsig
+
+
 def launch(
     argv: list[str],
     *,
@@ -285,6 +304,7 @@ def launch(
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
             start_new_session=True,
+            preexec_fn=_die_with_parent() if threading.current_thread() is threading.main_thread() else None,
         )
     log.info("started vLLM (pid %d), log: %s", process.pid, log_path)
     return VllmServer(
