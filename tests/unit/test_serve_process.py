@@ -108,3 +108,19 @@ def test_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
     while group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert group_members(pgid) == []
+
+
+def test_socket_folders_stay_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from vlmocr.serve.process import MAX_SOCKET_DIR, short_temp_dir
+
+    deep = tmp_path / ("d" * 80)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    folder = short_temp_dir("vlmocr-ipc-")
+    try:
+        assert folder.is_dir() and len(str(folder)) <= MAX_SOCKET_DIR
+        assert len(str(folder / "0d3be61d-be3d-4168-bb51-c8d3761f988f")) < 107
+    finally:
+        folder.rmdir()

@@ -14,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,23 @@ def load_engine(model_dir: Path, job: Job, config: ExtractConfig) -> Any:
         kwargs["kv_cache_memory_bytes"] = settings.kv_cache_bytes
     log.info("starting vLLM in-process for %s (max-model-len %d)", model_dir, settings.max_model_len)
     return vllm.LLM(**kwargs)
+
+
+@contextlib.contextmanager
+def private_ipc_dir() -> Iterator[None]:
+    """Keep vLLM's IPC sockets in a private temp folder (removed after), not loose in /tmp."""
+    if "VLLM_RPC_BASE_PATH" in os.environ:
+        yield
+        return
+    from vlmocr.serve.process import short_temp_dir
+
+    path = str(short_temp_dir("vlmocr-ipc-"))
+    os.environ["VLLM_RPC_BASE_PATH"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("VLLM_RPC_BASE_PATH", None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def shutdown_engine(llm: Any) -> None:
@@ -143,17 +163,19 @@ def extract_offline(files: list[Path], config: ExtractConfig, *, progress: Progr
         return result
     checker = SchemaChecker(job.schema) if job.schema is not None else None
     schema = job.decoding_schema()
-    llm = load_engine(model_dir, job, config)
-    try:
-        start = time.monotonic()
-        with PredictionWriter(config.out, ends_without_newline=needs_newline) as writer:
-            for first in range(0, len(todo), config.batch_size):
-                for prediction in run_batch(llm, todo[first : first + config.batch_size], job, config, checker, schema):
-                    writer.write(prediction)
-                    result.add(prediction)
-                    if progress is not None:
-                        progress.advance(prediction)
-        result.elapsed_s = time.monotonic() - start
-    finally:
-        shutdown_engine(llm)
+    with private_ipc_dir():
+        llm = load_engine(model_dir, job, config)
+        try:
+            start = time.monotonic()
+            with PredictionWriter(config.out, ends_without_newline=needs_newline) as writer:
+                for first in range(0, len(todo), config.batch_size):
+                    batch = todo[first : first + config.batch_size]
+                    for prediction in run_batch(llm, batch, job, config, checker, schema):
+                        writer.write(prediction)
+                        result.add(prediction)
+                        if progress is not None:
+                            progress.advance(prediction)
+            result.elapsed_s = time.monotonic() - start
+        finally:
+            shutdown_engine(llm)
     return result

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,3 +74,16 @@ def stop_group(process: subprocess.Popen[bytes], pgid: int, *, grace_s: float = 
             return True
         log.warning("server group %d still running %.0f s after %s", pgid, wait_s, sig.name)
     return False
+
+
+#: Longest temp folder name that leaves room for vLLM's IPC socket names (a UUID) in the
+#: 107 bytes a Unix socket path may have.
+MAX_SOCKET_DIR = 60
+
+
+def short_temp_dir(prefix: str) -> Path:
+    """A new temp folder whose path is short enough to hold Unix sockets (falls back to /tmp)."""
+    base = tempfile.gettempdir()
+    if len(base) + len(prefix) + 10 > MAX_SOCKET_DIR and os.access("/tmp", os.W_OK):
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))

@@ -37,7 +37,7 @@ from typing import Any
 
 from vlmocr.errors import ModelError, ServerError
 from vlmocr.serve.engine import EngineSettings, ServeConfig, installed_vllm, resolve_settings
-from vlmocr.serve.process import group_members, stop_group
+from vlmocr.serve.process import group_members, short_temp_dir, stop_group
 
 __all__ = ["ServeConfig", "VllmServer", "build_command", "build_env", "start_server", "check_model_dir"]
 
@@ -328,7 +328,7 @@ def start_server(model: str | None, config: ServeConfig) -> VllmServer:
     own_run_dir = config.run_dir is None
     run_dir = Path(tempfile.mkdtemp(prefix="vlmocr-serve-")) if own_run_dir else Path(config.run_dir)
     # IPC socket paths must stay short (108 bytes): temp files get their own short folder.
-    tmp_dir = Path(tempfile.mkdtemp(prefix="vlmocr-vllm-"))
+    tmp_dir = short_temp_dir("vlmocr-vllm-")
     connect_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
     cleanup = (tmp_dir, run_dir) if own_run_dir else (tmp_dir,)
     try:
