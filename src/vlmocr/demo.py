@@ -166,7 +166,8 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
           lambda: generate_dataset(data_dir, config.train_images, config.valid_images, config.test_images, synth))
     test_dir = data_dir / "test"
 
-    base, base_kind = stage("base", "built-in model" if config.base is None else f"base {config.base}",
+    what = f"base {config.base}" if config.base else "the built-in model, else a new random one"
+    base, base_kind = stage("base", what,
                             lambda: _base_model(config, out))
     result = DemoResult(out=out, base_model=base, base_kind=base_kind, timings=timings)
     before = stage("serve-before", "serve the base with vLLM, extract and evaluate",
