@@ -35,20 +35,11 @@ from vlmocr.eval.evaluate import EvalConfig, evaluate
 from vlmocr.eval.metrics import ScoreConfig, summarize
 from vlmocr.fileio import library_versions
 from vlmocr.schema import manifest_schema
+from vlmocr.fileio import cpu_model
 
 TARGET_S = 30.0
 MIX = {"exact": 0.40, "typos": 0.30, "missing_key": 0.08, "extra_key": 0.05, "rows": 0.07,
        "badly_wrong": 0.05, "invalid_json": 0.05}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_gold(n: int, seed: int) -> list[dict[str, Any]]:

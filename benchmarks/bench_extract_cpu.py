@@ -38,17 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vlmocr.fileio import cpu_model
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def summary(latencies: list[float], wall_s: float, tokens: list[int], **extra: Any) -> dict[str, Any]:

@@ -27,18 +27,9 @@ from pathlib import Path
 
 from vlmocr.data.synth import SynthConfig, generate_dataset, iter_samples
 from vlmocr.data.synth.generate import render_document
+from vlmocr.fileio import cpu_model
 
 TARGET_PER_CORE = 50.0  # images/s a core at 768x768, light augmentation (issue 3)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def one_core(config: SynthConfig, images: int) -> dict:

@@ -85,11 +85,23 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def cpu_model() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def provenance() -> dict[str, Any]:
-    """What made an output: vlmocr's version, Python, platform and library versions."""
+    """What made an output: vlmocr's version, Python, platform, CPU and library versions."""
     return {
         "vlmocr": vlmocr.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "libraries": library_versions(),
     }
