@@ -15,9 +15,17 @@ pip() { "$venv/bin/python" -m pip --disable-pip-version-check "$@"; }
 pip install -q -U pip
 
 if ! "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
-  # A local wheel (pip's find-links/index config) first, then PyTorch's CPU index.
-  pip install -q --no-index "torch==2.13.0" 2>/dev/null \
-    || pip install -q "torch==2.13.0" "torchvision==0.28.0" --index-url "$torch_index"
+  # A CPU wheel that pip already finds locally (find-links / a local index) first; its
+  # dependencies come from the configured indexes. Otherwise PyTorch's CPU index, which also
+  # has torchvision's CPU build (then no torchvision fix is needed).
+  tmp=$(mktemp -d)
+  if pip download -q --no-index --no-deps "torch==2.13.0" -d "$tmp" >/dev/null 2>&1; then
+    pip install -q "torch==2.13.0"
+  else
+    pip install -q "torch==2.13.0" "torchvision==0.28.0" --index-url "$torch_index" \
+      --extra-index-url https://pypi.org/simple
+  fi
+  rm -rf "$tmp"
 fi
 pip install -q -e ".[cpu,dev]"
 
