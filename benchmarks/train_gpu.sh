@@ -15,6 +15,11 @@ nvidia-smi -L
 python3 benchmarks/train_speed.py data --out "$work/data" --train 160 --valid 8 --workers 8 &
 python3 benchmarks/train_speed.py build --size 3b --out "$work/m3b" --device cuda --dtype bfloat16
 wait
+# The naive baseline on the same model, data and batch, in the same call (record names naive / naive_gc).
+python3 benchmarks/naive_lora.py --model "$work/m3b" --dataset "$work/data" --batch-size 4 --steps "$steps" \
+  --out "$out/train_gpu_naive.json" | tail -1
+python3 benchmarks/naive_lora.py --model "$work/m3b" --dataset "$work/data" --batch-size 4 --steps "$steps" \
+  --gradient-checkpointing --name naive_gc --out "$out/train_gpu_naive_gc.json" | tail -1
 show() { if [ "$1" != 0 ]; then tail -40 "$2"; fi; grep -E "steps  " "$2"; }
 train() { python3 -m vlmocr.cli.app train "$@" > "$work/log" 2>&1; show $? "$work/log"; }
 lora=(configs/lora-qwen2.5-vl-3b.yaml --dataset "$work/data" --model "$work/m3b" --max-steps "$steps"
