@@ -40,8 +40,11 @@ class DemoConfig:
     valid_images: int = 8
     test_images: int = 16
     augment: str = "light"
-    steps: int = 60
+    steps: int = 30
     batch_size: int = 4
+    #: Visual tokens an image may become, for a random base the demo builds (a shipped or given
+    #: base keeps its own contract). Fewer tokens keep the CPU loop within minutes.
+    random_base_max_tokens: int = 256
     learning_rate: float = 5e-4
     lora_r: int = 16
     concurrency: int = 4
@@ -52,7 +55,7 @@ class DemoConfig:
     @classmethod
     def quick(cls, out: Path, **changes: Any) -> DemoConfig:
         values: dict[str, Any] = dict(out=out, size="tiny", train_images=8, valid_images=2, test_images=4,
-                                      steps=4, batch_size=2, concurrency=2, max_tokens=64)
+                                      steps=4, batch_size=2, concurrency=2, max_tokens=64, random_base_max_tokens=64)
         values.update(changes)
         return cls(**values)
 
@@ -111,8 +114,13 @@ def _base_model(config: DemoConfig, out: Path) -> tuple[str, str]:
         return str(builtin), "builtin"
     from vlmocr.models.build import build_model
 
+    from vlmocr.images import PATCH_FACTOR, Resolution
+
     size = "small" if config.size == "builtin" else config.size
-    built = build_model(out / "base", size, seed=config.seed)
+    token = PATCH_FACTOR * PATCH_FACTOR
+    resolution = Resolution(min_pixels=max(4, config.random_base_max_tokens // 4) * token,
+                            max_pixels=config.random_base_max_tokens * token)
+    built = build_model(out / "base", size, seed=config.seed, resolution=resolution)
     return str(built.path), f"random-{size}"
 
 
@@ -180,7 +188,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
         model=base, method="lora", out=str(out / "train"), data=DataConfig(dataset=str(data_dir)),
         lora=LoraSettings(r=config.lora_r, alpha=2 * config.lora_r, dropout=0.0),
         optim=OptimConfig(learning_rate=config.learning_rate, warmup_ratio=0.1),
-        eval=EvalConfig(every_steps=0, n_samples=min(4, config.valid_images)),
+        eval=EvalConfig(every_steps=0, n_samples=min(2, config.valid_images)),
         checkpoint=CheckpointConfig(every_steps=0), batch_size=config.batch_size, max_steps=config.steps,
         seed=config.seed, log_every=max(1, config.steps // 10),
     )
