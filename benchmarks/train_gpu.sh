@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Training throughput on a GPU machine (the device tool's nvidia-h100-x2), all runs in one call
+# Training throughput on a GPU machine (2× H100 80GB when measured), all runs in one call
 # so that they share the machine: LoRA on the Qwen2.5-VL-3B shape (random weights, built
 # here) on one GPU, on two (torchrun DDP, the same command) and with gradient checkpointing;
 # then full training of the small built-in base from random weights on the synthetic

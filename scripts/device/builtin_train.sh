@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Train the built-in model on a GPU machine (device tool), in calls of at most 10 minutes.
+# Train the built-in model on a GPU machine reached through a runner that allows commands of at most
+# 10 minutes (a batch scheduler with a short limit, a lent machine): it resumes between calls.
 # Each call: install missing wheels, build the small base once, train (resuming from the
 # last complete checkpoint of the warm machine) until SECONDS_BUDGET, then export the
 # newest complete checkpoint as bf16 shards small enough to bring back through $OUT.
