@@ -77,6 +77,10 @@ class ExtractConfig:
     jpeg_quality: int = 95
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     batch_size: int = 64
+    #: Extra sampling parameters for every request, e.g. ``{"ignore_eos": True, "min_tokens": 450}``
+    #: to force the output length in benchmarks: merged into each chat request's JSON body
+    #: (vLLM reads its own sampling keys there), and given to ``vllm.SamplingParams`` offline.
+    extra_body: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -307,7 +311,7 @@ async def _extract_server(
         spec = RequestSpec(
             url=f"{base}/chat/completions", model=model, prompt=job.prompt, max_tokens=job.max_tokens,
             temperature=config.temperature, schema=job.decoding_schema(), checker=checker,
-            allow_fenced=config.allow_fenced,
+            allow_fenced=config.allow_fenced, extra_body=dict(config.extra_body or {}),
             policy=RetryPolicy(config.max_retries, config.backoff_base_s, config.backoff_cap_s,
                                config.retry_after_cap_s, tuple(config.temperature_ladder)),
         )

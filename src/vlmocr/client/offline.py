@@ -95,12 +95,14 @@ def shutdown_engine(llm: Any) -> None:
     gc.collect()
 
 
-def _sampling(job: Job, schema: dict[str, Any] | None, temperature: float) -> Any:
+def _sampling(job: Job, schema: dict[str, Any] | None, temperature: float, extra: dict[str, Any] | None = None) -> Any:
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
     structured = StructuredOutputsParams(json=schema) if schema is not None else None
-    return SamplingParams(max_tokens=job.max_tokens, temperature=temperature, structured_outputs=structured)
+    kwargs: dict[str, Any] = {"max_tokens": job.max_tokens, "temperature": temperature, "structured_outputs": structured}
+    kwargs.update(extra or {})  # ExtractConfig.extra_body: SamplingParams fields (ignore_eos, min_tokens ...)
+    return SamplingParams(**kwargs)
 
 
 def _load(path: Path, job: Job, config: ExtractConfig) -> Any:
@@ -126,7 +128,7 @@ def run_batch(
         if not pending:
             break
         outputs = llm.chat(
-            [_conversation(job, images[i]) for i in pending], _sampling(job, schema, temperature), use_tqdm=False
+            [_conversation(job, images[i]) for i in pending], _sampling(job, schema, temperature, config.extra_body), use_tqdm=False
         )
         elapsed = round(time.monotonic() - start, 4)
         still: list[int] = []

@@ -77,6 +77,8 @@ class RequestSpec:
     allow_fenced: bool = False
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     schema_name: str = "vlmocr_target"
+    #: Added to every body last (so it may override a key), e.g. vLLM's ignore_eos / min_tokens.
+    extra_body: dict[str, Any] = field(default_factory=dict)
 
     def body(self, image_url: str, temperature: float) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -90,6 +92,7 @@ class RequestSpec:
                 "type": "json_schema",
                 "json_schema": {"name": self.schema_name, "schema": self.schema, "strict": True},
             }
+        body.update(self.extra_body)
         return body
 
 

