@@ -46,8 +46,8 @@ def train_gpu() -> str:
     return _table(["run", "GPUs", "batch/GPU", "samples/s", "tokens/s", "peak GiB"], rows) + "\n\n" + note
 
 
-def extract_cpu() -> str:
-    data = _load("extract_cpu")
+def extract_cpu(name: str = "extract_cpu") -> str:
+    data = _load(name)
     labels = {
         "a_seed_sequential": "(a) seed-style client, one request at a time",
         "b_vlmocr_extract_c8": "(b) `vlmocr extract`, concurrency 8",
@@ -86,7 +86,8 @@ def evaluation() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
-    "train_gpu": train_gpu, "extract_cpu": extract_cpu, "synth": synth, "eval": evaluation,
+    "train_gpu": train_gpu, "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
+    "synth": synth, "eval": evaluation,
 }
 
 
