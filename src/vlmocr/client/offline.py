@@ -87,12 +87,38 @@ def private_ipc_dir() -> Iterator[None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def shutdown_engine(llm: Any) -> None:
-    """Stop the engine-core process of an LLM now rather than at interpreter exit."""
+def _engine_children() -> list[Any]:
+    """This process's children that vLLM started (its engine core names itself VLLM::...)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            label = child.name() + " " + " ".join(child.cmdline())
+            if "vllm" in label.lower() or "enginecore" in label.lower():
+                found.append(child)
+    return found
+
+
+def shutdown_engine(llm: Any, *, timeout_s: float = 15.0) -> None:
+    """Stop the engine-core process of an LLM now, and wait until it is gone.
+
+    vLLM's shutdown returns while its engine-core process may still be exiting; waiting here
+    means that when extraction returns, no process of it is left (killed after `timeout_s`).
+    """
+    import psutil
+
+    children = _engine_children()
     with contextlib.suppress(Exception):
         llm.llm_engine.engine_core.shutdown()
     del llm
     gc.collect()
+    _, alive = psutil.wait_procs(children, timeout=timeout_s)
+    for child in alive:
+        log.warning("vLLM engine process %d still alive %.0f s after shutdown: killing it", child.pid, timeout_s)
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 def _sampling(job: Job, schema: dict[str, Any] | None, temperature: float, extra: dict[str, Any] | None = None) -> Any:
