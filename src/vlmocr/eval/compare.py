@@ -14,8 +14,8 @@ from typing import Any
 
 from vlmocr.eval.evaluate import EvalConfig, EvalResult, ImageResult, evaluate
 from vlmocr.eval.html import bar, esc, highlight, page, pct, picture, score_chips
-from vlmocr.eval.report import LABELS, REPORT_FILES, check_out, field_sort_key
-from vlmocr.fileio import atomic_write_json, atomic_write_text, provenance
+from vlmocr.eval.report import LABELS, check_out, field_sort_key, write_report_files
+from vlmocr.fileio import provenance
 
 
 @dataclass(frozen=True)
@@ -195,10 +195,5 @@ def compare(
     result = CompareResult(a, b, labels, pairs)
     if out is None:
         return result
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / name for name in REPORT_FILES}
-    atomic_write_json(files["report.json"], report_dict(result))
-    atomic_write_text(files["report.md"], render_markdown(result))
-    atomic_write_text(files["report.html"], render_html(result))
+    files = write_report_files(Path(out), report_dict(result), render_markdown(result), render_html(result))
     return dataclasses.replace(result, files=files)

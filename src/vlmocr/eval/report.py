@@ -116,11 +116,16 @@ def write_report(result: EvalResult, out: Path) -> EvalResult:
     """Write report.json, report.md and report.html into `out`; return the result with paths."""
     from vlmocr.eval.html import render_html
 
-    out = Path(out)
-    check_out(out, result.config.overwrite)
+    check_out(Path(out), result.config.overwrite)
+    files = write_report_files(Path(out), report_dict(result), render_markdown(result), render_html(result))
+    return dataclasses.replace(result, files=files)
+
+
+def write_report_files(out: Path, data: dict[str, Any], markdown: str, html: str) -> dict[str, Path]:
+    """Write report.json/.md/.html into `out` (each atomically); return their paths by name."""
     out.mkdir(parents=True, exist_ok=True)
     files = {name: out / name for name in REPORT_FILES}
-    atomic_write_json(files["report.json"], report_dict(result))
-    atomic_write_text(files["report.md"], render_markdown(result))
-    atomic_write_text(files["report.html"], render_html(result))
-    return dataclasses.replace(result, files=files)
+    atomic_write_json(files["report.json"], data)
+    atomic_write_text(files["report.md"], markdown)
+    atomic_write_text(files["report.html"], html)
+    return files
