@@ -7,7 +7,7 @@
 # seconds from the start of this script (points that cannot finish are skipped and noted).
 # Before: carry the vLLM parts (scripts/device/vllm_wheels.sh) and run
 # scripts/device/vllm_install.sh there (installs into $VLLM_SITE, default /root/vllm-site);
-# .wheels/core holds vlmocr's own dependencies (scripts/device/core_wheels.sh).
+# .wheels/gpu holds vlmocr's own dependencies (scripts/device/core_wheels.sh).
 # Results: $OUT/serve_gpu.json (+ .md) and benchmarks/results/serve_gpu.json there.
 # Extra arguments go to `bench_serve_gpu.py run`, e.g.
 #   PHASES=raw,extract benchmarks/serve_gpu.sh --extra-args '--max-num-batched-tokens 16384'
@@ -15,7 +15,7 @@ set -uo pipefail
 out=${OUT:-/tmp/out}; work=${WORK:-/root/bench-serve}; budget=${BUDGET_S:-510}
 site=${VLLM_SITE:-/root/vllm-site}; phases=${PHASES:-raw,extract,noschema,procs,offline,hf}
 mkdir -p "$out" "$work"
-[ -d .wheels/core ] && python3 scripts/device/install_missing.py .wheels/core >/dev/null
+[ -d .wheels/gpu ] && python3 scripts/device/install_missing.py .wheels/gpu >/dev/null
 export PYTHONPATH=$site:$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OUT=$out
 export VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 nvidia-smi -L

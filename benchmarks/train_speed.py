@@ -48,6 +48,7 @@ def summarize_run(run: Path, warmup: int) -> dict[str, Any]:
 
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     steps = [r for r in rows if r.get("kind") == "train" and r["step"] > warmup]
+    setup = next((r for r in rows if r.get("kind") == "setup"), {})
     if not steps:
         raise SystemExit(f"{run}: no training rows after step {warmup}")
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -65,13 +66,63 @@ def summarize_run(run: Path, warmup: int) -> dict[str, Any]:
         "step_seconds_p90": sorted(seconds)[int(0.9 * (len(seconds) - 1))],
         "data_wait_share_median": statistics.median(r.get("data_wait_share", 0.0) for r in steps),
         "gpu_peak_gib": max((r.get("gpu_peak_gib", 0.0) for r in steps), default=None),
-        "loss_first": rows[0].get("loss"),
+        "vision_attention": setup.get("vision_attention"),
+        "loss_first": next((r["loss"] for r in rows if r.get("kind") == "train"), None),
         "loss_last": steps[-1]["loss"],
         "config": {k: config[k] for k in ("model", "method", "batch_size", "grad_accum", "max_length", "precision",
                                           "gradient_checkpointing", "loss_chunk_size", "attn_implementation",
-                                          "compile", "resolution", "data")},
+                                          "compile", "resolution", "data", "liger", "lora", "vision_attention") if k in config},
         "libraries": prov.get("libraries", {}),
     }
+
+
+def _record(run: dict[str, Any]) -> dict[str, Any]:
+    cfg = run["config"]
+    return {
+        "name": run["run"], "samples_per_s": run["samples_per_s"], "tokens_per_s": run["tokens_per_s"],
+        "peak_gib": run.get("gpu_peak_gib"), "batch_size": cfg.get("batch_size"), "world_size": run["world_size"],
+        "tokens_per_sample": run["tokens_per_s"] / run["samples_per_s"],
+        "gradient_checkpointing": cfg.get("gradient_checkpointing"), "vision_attention": run.get("vision_attention"),
+        "liger": cfg.get("liger", False), "compile": cfg.get("compile"), "loss_chunk_size": cfg.get("loss_chunk_size"),
+        "lora_dropout": (cfg.get("lora") or {}).get("dropout"),
+        "step_seconds_median": run["step_seconds_median"], "data_wait_share_median": run["data_wait_share_median"],
+        "loss_first": run["loss_first"], "loss_last": run["loss_last"], "path": "vlmocr train",
+    }
+
+
+def write_records(args: argparse.Namespace) -> None:
+    """Issue-style records (name, samples_per_s, peak_gib, batch_size, tokens_per_sample), ratios to `naive`."""
+    records = []
+    for path in args.naive:
+        if path.is_file():
+            records.append({**json.loads(path.read_text()), "path": "plain transformers + PEFT loop"})
+    runs = []
+    for run in args.runs:
+        if (run / "metrics.jsonl").is_file():
+            try:
+                runs.append(summarize_run(run, args.warmup))
+            except SystemExit as exc:
+                print(exc, file=sys.stderr)
+    records += [_record(r) for r in runs]
+    predictions = json.loads(args.predictions.read_text()) if args.predictions and args.predictions.is_file() else {}
+    naive = next((r for r in records if r["name"] == "naive"), None)
+    for r in records:
+        if naive:
+            r["speedup_vs_naive"] = r["samples_per_s"] / naive["samples_per_s"]
+        if r["name"] in predictions:
+            r["predicted_samples_per_s"] = predictions[r["name"]]
+    machine = _machine()
+    libraries = runs[0]["libraries"] if runs else {}
+    result = {"name": args.name, "note": args.note, "card": (machine.get("gpus") or ["cpu"])[0], "machine": machine,
+              "libraries": libraries, "records": records, "runs": runs}
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"{args.name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    for r in records:
+        print(f"{r['name']:<28} {r['samples_per_s']:6.2f} samples/s  peak {r.get('peak_gib') or 0:5.1f} GiB  "
+              f"batch {r['batch_size']}  {r['tokens_per_sample']:.0f} tok/sample  "
+              f"x{r.get('speedup_vs_naive', 0):.2f}")
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,12 +138,21 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--train", type=int, default=64)
     d.add_argument("--valid", type=int, default=8)
     d.add_argument("--workers", type=int, default=8)
+    d.add_argument("--size", type=int, default=768, help="square page side in pixels")
     s = sub.add_parser("summarize")
     s.add_argument("runs", type=Path, nargs="+")
     s.add_argument("--name", required=True)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--note", default="")
     s.add_argument("--results", type=Path, default=RESULTS)
+    r = sub.add_parser("records", help="one results file: naive JSON records + vlmocr runs, as issue-style records")
+    r.add_argument("--name", required=True)
+    r.add_argument("--naive", type=Path, nargs="*", default=[])
+    r.add_argument("--runs", type=Path, nargs="*", default=[])
+    r.add_argument("--warmup", type=int, default=5)
+    r.add_argument("--note", default="")
+    r.add_argument("--predictions", type=Path, default=None, help="JSON {run name: predicted samples/s}")
+    r.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     if args.cmd == "build":
@@ -103,9 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     elif args.cmd == "data":
         from vlmocr.data.synth import SynthConfig, generate_dataset
 
-        report = generate_dataset(args.out, args.train, args.valid, 0, SynthConfig(), workers=args.workers,
+        report = generate_dataset(args.out, args.train, args.valid, 0, SynthConfig(size=(args.size, args.size)),
+                                  workers=args.workers,
                                   overwrite=True)
         print(f"{report.total_images} images in {report.seconds:.1f} s → {args.out}")
+    elif args.cmd == "records":
+        write_records(args)
     else:
         runs = [summarize_run(run, args.warmup) for run in args.runs]
         result: dict[str, Any] = {"name": args.name, "note": args.note, "machine": _machine(), "runs": runs}

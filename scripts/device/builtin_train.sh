@@ -5,20 +5,28 @@
 # last complete checkpoint of the warm machine) until SECONDS_BUDGET, then export the
 # newest complete checkpoint as bf16 shards small enough to bring back through $OUT.
 #   SECONDS_BUDGET=480 MAX_STEPS=1300 bash scripts/device/builtin_train.sh
+# The metrics (loss, samples seen, the in-run eval's field F1 on 32 held-back samples) come back too.
 set -uo pipefail
 budget=${SECONDS_BUDGET:-480}; steps=${MAX_STEPS:-1300}; batch=${BATCH:-48}
 work=${WORK:-/root/builtin}; out=${OUT:-/tmp/out}
 mkdir -p "$work" "$out"
-python3 scripts/device/install_missing.py .wheels/core
+python3 scripts/device/install_missing.py .wheels/gpu
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
-[ -f "$work/small/config.json" ] || python3 -m vlmocr.cli.app model build --size small --out "$work/small" --seed 0
+# MODEL: the weights to start from; the committed models/builtin-wip continues earlier runs,
+# MODEL=scratch builds a fresh small base.
+model=${MODEL:-models/builtin-wip}
+if [ "$model" = scratch ]; then
+  model="$work/small"
+  [ -f "$model/config.json" ] || python3 -m vlmocr.cli.app model build --size small --out "$model" --seed 0
+fi
 resume=(); [ -d "$work/run/checkpoints" ] && resume=(--resume)
-timeout -s TERM "$budget" python3 -m vlmocr.cli.app train configs/full-scratch.yaml --model "$work/small" \
+timeout -s TERM "$budget" python3 -m vlmocr.cli.app train configs/full-scratch.yaml --model "$model" \
   --out "$work/run" --max-steps "$steps" --batch-size "$batch" "${resume[@]}" \
   --set 'data.synth.layouts=[form, two_column, receipt, dense]' --set data.num_workers=14 \
-  --set optim.warmup_steps=100 --set eval.every_steps=0 --set eval.n_samples=16 \
-  --set checkpoint.every_steps=100 --set checkpoint.keep_last=1 --set log_every=25 >> "$work/train.log" 2>&1
+  --set optim.warmup_steps=100 --set eval.every_steps="${EVAL_EVERY:-500}" --set eval.n_samples=32 \
+  --set eval.batch_size=32 \
+  --set checkpoint.every_steps=250 --set checkpoint.keep_last=1 --set log_every=50 >> "$work/train.log" 2>&1
 echo "train exit $?"; grep -vE "it/s\]|━" "$work/train.log" | tail -15
 src="$work/run/final"; [ -d "$src" ] || src=$(ls -d "$work"/run/checkpoints/step-* 2>/dev/null | sort | tail -1)
 echo "exporting $src"

@@ -85,6 +85,9 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's last complete checkpoint."),
 ) -> None:
     """Fine-tune Qwen2.5-VL (LoRA, QLoRA or full) on a dataset, converted file or synthetic stream."""
+    # Less fragmentation of the CUDA caching allocator on batches whose shapes change (set
+    # before torch loads; a user's own setting wins).
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     from vlmocr.train.config import load_config
 
     options = {

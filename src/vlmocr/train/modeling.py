@@ -15,6 +15,7 @@ naive path, for comparison).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class LoadedModel:
     trainable_parameters: int
     total_parameters: int
     target_modules: str | None
+    vision_attention: str = "per_window"  # the path the vision tower's attention runs (vision_attention.py)
 
 
 def resolve_device(name: str) -> Any:
@@ -130,6 +132,23 @@ def load_processor(config: Any) -> tuple[Any, Resolution]:
     return processor, resolution
 
 
+def use_liger_kernels(device: Any) -> None:
+    """Patch transformers' Qwen2.5-VL classes with Liger's fused RMSNorm, SwiGLU and RoPE.
+
+    The loss keeps vlmocr's chunked cross-entropy (same memory effect as Liger's fused
+    linear cross-entropy, and it honours the answer-only labels the same way).
+    """
+    if device.type != "cuda":
+        raise ConfigError("liger: true needs a CUDA GPU (its kernels are Triton); set liger: false here")
+    liger = require("liger_kernel.transformers", extra="train", purpose="Liger kernels", package="liger-kernel")
+    try:
+        liger.apply_liger_kernel_to_qwen2_5_vl(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+                                               fused_linear_cross_entropy=False)
+    except Exception as exc:  # a Liger release that does not know this transformers
+        raise ConfigError(f"liger: true failed to patch Qwen2.5-VL ({type(exc).__name__}: {exc}); "
+                          "set liger: false or install a liger-kernel release for this transformers") from exc
+
+
 def load_for_training(config: Any, processor: Any, resolution: Resolution, *, device: Any,
                       resume_from: Path | None = None) -> LoadedModel:
     """The base model ready for `config.method` on `device` (weights from `resume_from` if given)."""
@@ -149,6 +168,8 @@ def load_for_training(config: Any, processor: Any, resolution: Resolution, *, de
             bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=["visual", "lm_head"],
         )
         kwargs["device_map"] = {"": device}
+    if config.liger or (config.liger is None and device.type == "cuda" and importlib.util.find_spec("liger_kernel")):
+        use_liger_kernels(device)
     source = str(resume_from) if resume_from is not None and config.method == "full" else config.model
     try:
         model = transformers.AutoModelForImageTextToText.from_pretrained(source, **kwargs)
@@ -157,6 +178,15 @@ def load_for_training(config: Any, processor: Any, resolution: Resolution, *, de
     if config.method != "qlora":
         model.to(device)
     model.config.use_cache = False
+    from vlmocr.train.vision_attention import use_vision_attention
+
+    if device.type == "cuda" and not config.cudnn_attention:
+        # cuDNN's SDPA builds an execution plan for every new (batch, length) shape, ~2 ms of
+        # CPU per call on the 3B shape and ~110 ms on the small model: with lengths that change
+        # every batch that is most of a step. The memory-efficient kernel needs no plan.
+        torch.backends.cuda.enable_cudnn_sdp(False)
+
+    vision_path = use_vision_attention(model, config.vision_attention, device)
 
     prefix, lm = language_model_of(model)
     target = None
@@ -181,13 +211,17 @@ def load_for_training(config: Any, processor: Any, resolution: Resolution, *, de
         # Language-model blocks only, non-reentrant: checkpointing the frozen vision tower too
         # (the usual model.gradient_checkpointing_enable()) costs 2.3x more time for little memory.
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if config.checkpoint_every > 1:  # recompute only every k-th block: memory vs time in between
+            for i, layer in enumerate(lm.layers):
+                layer.gradient_checkpointing = i % config.checkpoint_every == 0
     if config.compile:
         for layer in lm.layers:
             layer.compile(dynamic=True)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    log.info("%s on %s: %d of %d parameters train (%s)", config.method, device, trainable, total, prefix)
-    return LoadedModel(model, processor, resolution, device, autocast, trainable, total, target)
+    log.info("%s on %s: %d of %d parameters train (%s); vision attention %s", config.method, device, trainable,
+             total, prefix, vision_path)
+    return LoadedModel(model, processor, resolution, device, autocast, trainable, total, target, vision_path)
 
 
 def hf_model_of(model: Any) -> Any:

@@ -258,6 +258,9 @@ class _Trainer:
             cfg.max_length, 32 + max((len(encoder.answer_ids(s.answer)) for s in eval_samples), default=0))
         autocast = (torch.autocast(self.device.type, dtype=loaded.autocast_dtype)
                     if loaded.autocast_dtype is not None else contextlib.nullcontext())
+        self.metrics.write({"kind": "setup", "step": state.step, "vision_attention": loaded.vision_attention,
+                            "trainable_parameters": loaded.trainable_parameters,
+                            "total_parameters": loaded.total_parameters})
         self.emit(TrainEvent("start", state.step, total, message=(
             f"{cfg.method}: {loaded.trainable_parameters:,} of {loaded.total_parameters:,} parameters train; "
             f"{'endless stream' if data.train.size is None else f'{len(data.train)} samples'}; "
