@@ -34,6 +34,20 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
 
 
 def train_gpu() -> str:
+    data = _load("train_gpu_h100")
+    rows = [[r["name"], r["samples_per_s"], f"{r.get('speedup_vs_naive', 0):.2f}×", r.get("peak_gib"),
+             r["batch_size"], round(r["tokens_per_sample"]), r.get("predicted_samples_per_s")]
+            for r in data["records"]]
+    lib = data.get("libraries", {})
+    note = (f"One {data['card']}, torch {lib.get('torch')}, transformers {lib.get('transformers')}, "
+            f"peft {lib.get('peft')}; `benchmarks/train_gpu.sh`, `benchmarks/results/train_gpu_h100.json`. "
+            "`naive`: plain transformers + PEFT loop; `vlmocr_*`: `vlmocr train` with one lever changed "
+            "(`gc`: gradient checkpointing, `gc2`: every 2nd block, `cudnn`: cuDNN attention allowed).")
+    return _table(["run", "samples/s", "vs naive", "peak GiB", "batch", "tokens/sample", "predicted"],
+                  rows) + "\n\n" + note
+
+
+def train_gpu_earlier() -> str:
     rows = []
     for name in ("train_gpu_lora3b", "train_gpu_lora3b_fulllogits", "train_gpu_scratch_small"):
         data = _load(name)
@@ -42,8 +56,20 @@ def train_gpu() -> str:
             rows.append([run["run"], run["world_size"], cfg.get("batch_size"), run["samples_per_s"],
                          run["tokens_per_s"], run.get("gpu_peak_gib")])
     note = "2× H100 80GB machine (one GPU unless world size 2), torch 2.11, transformers 5.17; " \
-           "`benchmarks/train_gpu.sh`, results `benchmarks/results/train_gpu_*.json`."
+           "before the GPU defaults of docs/train.md; results `benchmarks/results/train_gpu_lora3b*.json`, " \
+           "`train_gpu_scratch_small.json`."
     return _table(["run", "GPUs", "batch/GPU", "samples/s", "tokens/s", "peak GiB"], rows) + "\n\n" + note
+
+
+def serve_gpu() -> str:
+    data = _load("serve_gpu_h100")
+    rows = [[r["name"], r["concurrency"], r.get("images_per_s"), r.get("output_tokens_per_s"), r.get("p50_s"),
+             r.get("p95_s")] for r in data["runs"]]
+    call = data["calls"][-1]
+    note = (f"One {(call.get('card') or 'H100').split(',')[0]}, {call.get('vllm')}; Qwen2.5-VL-3B shape, random weights, "
+            "768×768 manifests, 450 output tokens forced; `benchmarks/serve_gpu.sh`, "
+            "`benchmarks/results/serve_gpu_h100.json` (partial: see docs/serve-extract.md).")
+    return _table(["run", "concurrency", "images/s", "output tok/s", "p50 s", "p95 s"], rows) + "\n\n" + note
 
 
 def extract_cpu(name: str = "extract_cpu") -> str:
@@ -86,7 +112,8 @@ def evaluation() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
-    "train_gpu": train_gpu, "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
+    "train_gpu": train_gpu, "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
+    "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
     "synth": synth, "eval": evaluation,
 }
 

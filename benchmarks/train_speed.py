@@ -48,7 +48,6 @@ def summarize_run(run: Path, warmup: int) -> dict[str, Any]:
 
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     steps = [r for r in rows if r.get("kind") == "train" and r["step"] > warmup]
-    setup = next((r for r in rows if r.get("kind") == "setup"), {})
     if not steps:
         raise SystemExit(f"{run}: no training rows after step {warmup}")
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -66,7 +65,7 @@ def summarize_run(run: Path, warmup: int) -> dict[str, Any]:
         "step_seconds_p90": sorted(seconds)[int(0.9 * (len(seconds) - 1))],
         "data_wait_share_median": statistics.median(r.get("data_wait_share", 0.0) for r in steps),
         "gpu_peak_gib": max((r.get("gpu_peak_gib", 0.0) for r in steps), default=None),
-        "vision_attention": setup.get("vision_attention"),
+        "vision_attention": prov.get("vision_attention"),
         "loss_first": next((r["loss"] for r in rows if r.get("kind") == "train"), None),
         "loss_last": steps[-1]["loss"],
         "config": {k: config[k] for k in ("model", "method", "batch_size", "grad_accum", "max_length", "precision",

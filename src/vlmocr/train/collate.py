@@ -274,7 +274,7 @@ class _PlanSampler:
 
 def make_loader(samples: SampleSet, encoder: SampleEncoder, plan: BatchPlan, start_micro_step: int,
                 *, num_workers: int = 0, pin_memory: bool = False, pad_to_multiple: int = 1,
-                seed: int = 0) -> Any:
+                seed: int = 0, prefetch_factor: int = 2) -> Any:
     """An endless DataLoader of padded micro-batches starting at `start_micro_step`.
 
     It has its own generator, so creating it (at start or on resume) draws nothing from the
@@ -290,6 +290,6 @@ def make_loader(samples: SampleSet, encoder: SampleEncoder, plan: BatchPlan, sta
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=False,
-        prefetch_factor=4 if num_workers else None,
+        prefetch_factor=prefetch_factor if num_workers else None,
         generator=torch.Generator().manual_seed(seed),
     )

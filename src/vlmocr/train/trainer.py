@@ -216,7 +216,8 @@ class _Trainer:
         if self.dist.is_main:
             run.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run / "config.yaml", dump_config(cfg))
-            atomic_write_json(run / "provenance.json", {**provenance(), "world_size": self.dist.world_size})
+            atomic_write_json(run / "provenance.json", {**provenance(), "world_size": self.dist.world_size,
+                                                        "vision_attention": loaded.vision_attention})
             save_contract(run, contract)
 
         world, accum, batch = self.dist.world_size, cfg.grad_accum, cfg.batch_size
@@ -250,6 +251,7 @@ class _Trainer:
         plan = BatchPlan(data.train.size, batch, seed=cfg.seed, world_size=world, rank=self.dist.rank,
                          lengths=report.lengths, group_by_length=cfg.data.group_by_length)
         loader = make_loader(data.train, encoder, plan, state.micro_step, num_workers=cfg.data.num_workers,
+                             prefetch_factor=cfg.data.prefetch_factor,
                              pin_memory=self.device.type == "cuda", seed=cfg.seed)
         eval_samples = data.valid.head(cfg.eval.n_samples) if data.valid is not None else []
         if eval_samples and cfg.eval.metric not in (known := score_pairs([(eval_samples[0].gold,) * 2])):
@@ -258,9 +260,6 @@ class _Trainer:
             cfg.max_length, 32 + max((len(encoder.answer_ids(s.answer)) for s in eval_samples), default=0))
         autocast = (torch.autocast(self.device.type, dtype=loaded.autocast_dtype)
                     if loaded.autocast_dtype is not None else contextlib.nullcontext())
-        self.metrics.write({"kind": "setup", "step": state.step, "vision_attention": loaded.vision_attention,
-                            "trainable_parameters": loaded.trainable_parameters,
-                            "total_parameters": loaded.total_parameters})
         self.emit(TrainEvent("start", state.step, total, message=(
             f"{cfg.method}: {loaded.trainable_parameters:,} of {loaded.total_parameters:,} parameters train; "
             f"{'endless stream' if data.train.size is None else f'{len(data.train)} samples'}; "
