@@ -8,8 +8,9 @@ inside the tokenizer) or any `--model DIR`, on 768x768 synthetic manifests
 Every measured point gets its own images, so vLLM's prefix and encoder caches never hand
 one point another's work (the shared system prompt is still cached, as in production).
 
-Phases (in this order; each checks the time budget first and is skipped, with a note, if
-it cannot finish):
+Phases (each point checks the time budget first and is skipped, with a note, if it cannot
+finish). Server points run in this order: raw and extract_noschema at each concurrency (the
+like-for-like pair), procs, then extract_schema; then offline, then hf:
   raw      a plain single-process async openai client, the original JPEG as base64 (the
            server resizes), no structured output: the baseline of GPU_VLLM.md;
   extract  `vlmocr extract` (library call `extract`) against `vlmocr serve`: client-side
@@ -580,17 +581,23 @@ def cmd_run(args: argparse.Namespace) -> None:
                 extract_point(server, warm[args.warmup :], args.warmup, args.max_tokens, True, "warmup", root,
                               work / "warmup.jsonl")
                 plan: list[tuple[str, int]] = []
+                # The like-for-like pair first (raw client vs extract, both without structured
+                # output), then the schema points: with a forced output length on random weights the
+                # schema points measure the grammar after the JSON has closed, not the client.
                 for c in points(args.concurrency):
                     if "raw" in phases:
                         plan.append(("raw", c))
-                    if "extract" in phases:
-                        plan.append(("extract_schema", c))
-                for c in points(args.noschema_concurrency):
-                    if "noschema" in phases:
+                    if "noschema" in phases and c in points(args.noschema_concurrency):
                         plan.append(("extract_noschema", c))
                 for c in points(args.procs_concurrency):
                     if "procs" in phases:
                         plan.append((f"extract_procs{args.procs}", c))
+                for c in points(args.concurrency):
+                    if "extract" in phases:
+                        plan.append(("extract_schema", c))
+                for c in points(args.noschema_concurrency):
+                    if "noschema" in phases and c not in points(args.concurrency):
+                        plan.append(("extract_noschema", c))
                 best_rate, best_c = 0.0, 1
                 reserve = args.reserve_s
                 for kind, c in plan:
@@ -721,7 +728,7 @@ def main() -> None:
     p.add_argument("--phases", default="raw,extract,noschema,procs,offline,hf")
     p.add_argument("--max-tokens", type=int, default=450)
     p.add_argument("--concurrency", default="1,64,256,512", help="raw and extract (schema on) points")
-    p.add_argument("--noschema-concurrency", default="256,512")
+    p.add_argument("--noschema-concurrency", default="64,256,512")
     p.add_argument("--procs", type=int, default=4)
     p.add_argument("--procs-concurrency", default="512")
     p.add_argument("--waves", type=int, default=2, help="images per point = waves x concurrency")

@@ -28,4 +28,4 @@ wait
 rm -rf "$work/offline-images" "$work/hf-images"  # $work/serve keeps the compile cache for the next call
 python3 benchmarks/bench_serve_gpu.py run --model "$work/m3b" --work "$work" --images "$work/images" \
   --json benchmarks/results/serve_gpu.json --budget-s $((budget - SECONDS)) --phases "$phases" \
-  --noschema-concurrency "${NOSCHEMA_C:-512}" --hf-max-tokens "${HF_MAX_TOKENS:-450}" "$@"
+  --noschema-concurrency "${NOSCHEMA_C:-64,256,512}" --hf-max-tokens "${HF_MAX_TOKENS:-450}" "$@"
