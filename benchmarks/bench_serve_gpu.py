@@ -238,8 +238,12 @@ def _get(values: dict[str, float], names: str | tuple[str, ...]) -> float | None
 class Observer:
     """Polls /metrics (and nvidia-smi) during one measured point; summarises on stop()."""
 
-    def __init__(self, root: str | None, interval_s: float = 0.5) -> None:
-        self.root, self.interval_s = root, interval_s
+    # Seconds between /metrics scrapes: each one makes vLLM's API server render every histogram,
+    # work its event loop then does not spend streaming tokens. Set from `run --metrics-interval-s`.
+    default_interval_s = 2.0
+
+    def __init__(self, root: str | None, interval_s: float | None = None) -> None:
+        self.root, self.interval_s = root, interval_s or Observer.default_interval_s
         self.samples: list[dict[str, float]] = []
         self.gpu_util: list[float] = []
         self._stop = threading.Event()
@@ -555,6 +559,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     }
     report.save()
     schema, _ = decoding_schema(manifest_schema())
+    Observer.default_interval_s = args.metrics_interval_s
+    report.data["settings"]["metrics_interval_s"] = args.metrics_interval_s
     serve_phases = phases & {"raw", "extract", "noschema", "procs"}
     if serve_phases:
         t0 = time.monotonic()
@@ -737,6 +743,8 @@ def main() -> None:
     p.add_argument("--max-num-seqs", type=int, default=512)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.85)
     p.add_argument("--extra-args", default="", help="more vLLM flags, e.g. '--max-num-batched-tokens 16384'")
+    p.add_argument("--metrics-interval-s", type=float, default=2.0,
+                   help="seconds between /metrics scrapes during a point (was 0.5 in the first H100 calls)")
     p.add_argument("--reserve-s", type=float, default=0.0, help="time kept for offline/hf after the server points")
     p.add_argument("--offline-n", type=int, default=512)
     p.add_argument("--offline-min-s", type=float, default=150.0)
