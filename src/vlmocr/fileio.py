@@ -96,6 +96,13 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_machine() -> dict[str, Any]:
+    """The CPU a benchmark ran on: model, cores this process may use, Python, load average."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu_model(), "cores_visible": cores, "python": platform.python_version(), "load_average": load}
+
+
 def provenance() -> dict[str, Any]:
     """What made an output: vlmocr's version, Python, platform, CPU and library versions."""
     return {

@@ -216,6 +216,19 @@ def test_concurrency_is_bounded(tmp_path: Path) -> None:
     assert elapsed < 12 * 0.2  # parallel, not one at a time
 
 
+def test_concurrency_spans_several_connection_pools(tmp_path: Path) -> None:
+    # 20 workers over pools of POOL_CONNECTIONS (8) connections: all of them in flight at once,
+    # never more than asked for.
+    from vlmocr.client.extract import POOL_CONNECTIONS
+
+    assert POOL_CONNECTIONS < 15
+    images = make_images(tmp_path / "img", 40)
+    with FakeOpenAI(default=Action(delay=0.4)) as fake:
+        result, rows = run(fake, images, tmp_path, concurrency=20)
+    assert result.ok == 40 and len(rows) == 40
+    assert 15 <= fake.max_in_flight <= 20
+
+
 def test_unreadable_image_is_a_row_and_no_request(tmp_path: Path) -> None:
     images = make_images(tmp_path / "img", 1)
     broken = tmp_path / "img" / "broken.png"

@@ -23,6 +23,7 @@ instead (`offline.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -277,6 +278,23 @@ async def _models(http: Any, base: str, retries: int, backoff_s: float, *, requi
     raise ServerError(f"cannot reach the server at {base} ({type(error).__name__}: {error}). Is it running?")
 
 
+#: Connections per httpx pool. httpcore 1.0's pool scans (and polls) every connection it holds
+#: on each request it assigns, so one pool of C connections costs O(C) CPU a request; workers
+#: are spread over pools of this size instead (benchmarks/bench_client_cpu.py measures it).
+POOL_CONNECTIONS = 8
+
+
+def _client_pools(config: ExtractConfig, timeout: Any, headers: dict[str, str]) -> list[Any]:
+    """httpx clients sharing the concurrency, POOL_CONNECTIONS connections each, one TLS context."""
+    import httpx
+
+    n = max(1, math.ceil(config.concurrency / POOL_CONNECTIONS))
+    size = math.ceil(config.concurrency / n)
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    tls = httpx.create_ssl_context()  # what each client would build itself (certifi, SSL_CERT_FILE), built once
+    return [httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits, verify=tls) for _ in range(n)]
+
+
 async def _extract_server(
     images: list[Path], config: ExtractConfig, progress: Progress | None
 ) -> ExtractResult:
@@ -290,8 +308,9 @@ async def _extract_server(
     result = ExtractResult(out=config.out, total=len(images))
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)
-    limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
-    async with httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        pools = [await stack.enter_async_context(client) for client in _client_pools(config, timeout, headers)]
+        http = pools[0]
         model = config.model
         models = await _models(http, base, config.max_retries, config.backoff_base_s, required=model is None)
         entry = next((m for m in models if m.get("id") == model), None) if model else None
@@ -323,7 +342,7 @@ async def _extract_server(
         start = time.monotonic()
         with PredictionWriter(config.out, ends_without_newline=needs_newline) as writer:
 
-            async def worker() -> None:
+            async def worker(http: httpx.AsyncClient) -> None:
                 while not queue.empty():
                     path = queue.get_nowait()
                     try:
@@ -340,7 +359,8 @@ async def _extract_server(
                     if progress is not None:
                         progress.advance(prediction)
 
-            await asyncio.gather(*(worker() for _ in range(min(config.concurrency, max(1, len(todo))))))
+            n_workers = min(config.concurrency, max(1, len(todo)))
+            await asyncio.gather(*(worker(pools[i % len(pools)]) for i in range(n_workers)))
         result.elapsed_s = time.monotonic() - start
     return result
 
