@@ -6,8 +6,9 @@
 # what its OpenAI server needs beyond such a machine's image (torch, transformers, numpy ...).
 # openai stays < 3 (3.x imports httpx2), xgrammar 0.2.8 needs apache-tvm-ffi >= 0.1.11.
 # Usage: scripts/device/vllm_wheels.sh [DEST=.wheels/vllm] [PART_MIB=58]
-# Then carry .wheels/vllm/part-NN one call each (see benchmarks/README.md) and run
-# scripts/device/vllm_install.sh there.
+# Then carry .wheels/vllm/part-NN one call each (docs/serve-extract.md, "Serving throughput on a
+# GPU") and run scripts/device/vllm_install.sh there. A call carries the working tree too
+# (64 MiB in all): move models/builtin-wip (40 MB) out of the tree for the carrying calls.
 set -euo pipefail
 dest=${1:-.wheels/vllm}
 part_mib=${2:-58}
