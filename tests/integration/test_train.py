@@ -260,3 +260,48 @@ def test_gradient_checkpointing_covers_the_language_model_only(tiny_model: Path,
     assert lm.gradient_checkpointing and all(layer.gradient_checkpointing for layer in lm.layers)
     assert not any(getattr(block, "gradient_checkpointing", False) for block in inner.model.visual.blocks)
     assert not any(p.requires_grad for p in inner.model.visual.parameters())
+
+
+def test_training_batches_carry_the_mrope_positions_the_model_serves_with(tiny_model: Path) -> None:
+    # The collator's position ids equal Qwen2.5-VL's own get_rope_index (the positions transformers
+    # generate and vLLM use), padding included, and the training forward sees them: without them
+    # the model would train on 1-D positions (transformers 5 needs mm_token_type_ids for M-RoPE).
+    import inspect
+
+    import torch
+    from PIL import Image
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    from vlmocr.images import Resolution
+    from vlmocr.train.collate import SampleEncoder, pad_batch
+    from vlmocr.train.data import TrainSample
+    from vlmocr.train.modeling import make_loss_model
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    encoder = SampleEncoder(processor, Resolution(min_pixels=16 * 784, max_pixels=64 * 784), max_length=4096)
+    samples = [TrainSample(Image.new("RGB", size, (230, 230, 220)), "Read it.", "JSON", answer, None, f"s{i}")
+               for i, (size, answer) in enumerate([((224, 448), '{"a":"1"}'), ((448, 224), '{"route":"R 12","b":"2"}'),
+                                                  ((300, 300), '{}')])]
+    batch = pad_batch([encoder.encode(s) for s in samples], encoder.pad_id)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model).eval()
+    mm_types = (batch["input_ids"] == encoder.image_token_id).int()
+    rope_args = {"image_grid_thw": batch["image_grid_thw"], "attention_mask": batch["attention_mask"]}
+    if "mm_token_type_ids" in inspect.signature(model.model.get_rope_index).parameters:
+        rope_args["mm_token_type_ids"] = mm_types
+    expected, _ = model.model.get_rope_index(batch["input_ids"], **rope_args)
+    assert batch["position_ids"].shape == expected.shape == (3, 3, batch["input_ids"].shape[1])
+    assert torch.equal(batch["position_ids"], expected)
+    # image rows and columns differ (a tall and a wide page), text runs on after the image
+    assert not torch.equal(batch["position_ids"][1], batch["position_ids"][2])
+
+    loss_model = make_loss_model(model, chunk_size=0)
+    plain = {k: v for k, v in batch.items() if k != "position_ids"}
+    with torch.no_grad():
+        ours, _ = loss_model(**batch)
+        one_d, _ = loss_model(**plain)  # what training computed without position ids
+        served = model(**{k: v for k, v in plain.items() if k != "labels"}, mm_token_type_ids=mm_types,
+                       labels=batch["labels"]) if "mm_token_type_ids" in rope_args else None
+    assert not torch.isclose(ours, one_d, rtol=0, atol=1e-6)
+    if served is not None:
+        n = (batch["labels"][:, 1:] != -100).sum()
+        assert torch.isclose(ours, served.loss.float() * n, rtol=1e-5)

@@ -7,6 +7,14 @@ template (system, then the image before the question, then `<|im_start|>assistan
 and appends the answer tokens and `<|im_end|>`. Labels are -100 everywhere except the
 answer and its `<|im_end|>`: the loss never sees the prompt or the image.
 
+`encode` also computes each sample's M-RoPE position ids (temporal, height, width; text
+tokens get one running position, an image's tokens their grid row and column) the way
+Qwen2.5-VL's `get_rope_index` does, in the data-loader workers. The model is given them, so
+the step never runs `get_rope_index` (a Python loop with host syncs per sample), and the
+positions do not depend on transformers' input names: since transformers 5 the model
+derives M-RoPE positions only when the batch carries the processor's `mm_token_type_ids`,
+and without them falls back to 1-D positions that disagree with what vLLM serves.
+
 `preflight` checks, before any training, that image tokens + prompt + answer fit
 `max_length` for every sample (for an endless stream: the largest image the contract
 allows and the longest answer of a probe), and fails with the numbers otherwise: image
@@ -57,6 +65,7 @@ class SampleEncoder:
         self.end_id = tok.convert_tokens_to_ids("<|im_end|>")
         self.image_token_id = tok.convert_tokens_to_ids(getattr(processor, "image_token", "<|image_pad|>"))
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.end_id
+        self.merge_size = int(getattr(getattr(processor, "image_processor", None), "merge_size", 2) or 2)
         set_processor_resolution(processor, resolution)
 
     def prompt_text(self, sample: TrainSample) -> str:
@@ -82,12 +91,53 @@ class SampleEncoder:
                 f"+ answer {len(answer)}) > max_length {self.max_length}; raise max_length or lower "
                 f"resolution.max_pixels (now {self.resolution.max_pixels}). Nothing is truncated."
             )
+        input_ids = torch.cat([prompt_ids, answer])
         return {
-            "input_ids": torch.cat([prompt_ids, answer]),
+            "input_ids": input_ids,
             "labels": torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), answer]),
             "pixel_values": enc["pixel_values"],
             "image_grid_thw": enc["image_grid_thw"],
+            "position_ids": mrope_position_ids(input_ids, enc["image_grid_thw"], self.image_token_id,
+                                               self.merge_size),
         }
+
+
+def mrope_position_ids(input_ids: Any, image_grid_thw: Any, image_token_id: int, merge_size: int = 2) -> Any:
+    """(3, L) M-RoPE positions of one unpadded sequence with images, as Qwen2.5-VL computes them.
+
+    Text tokens: one running position, the same on all three axes. The n-th run of image
+    tokens is image n (`image_grid_thw[n]` = patches t, h, w; merged by `merge_size` on h and
+    w): temporal index, row and column, each offset by the running position, which then
+    advances by max(rows, columns).
+    """
+    import torch
+
+    ids = input_ids.tolist()
+    grids = iter(image_grid_thw.tolist())
+    positions = torch.empty((3, len(ids)), dtype=torch.long)
+    i, current = 0, 0
+    while i < len(ids):
+        if ids[i] != image_token_id:
+            j = i
+            while j < len(ids) and ids[j] != image_token_id:
+                j += 1
+            positions[:, i:j] = torch.arange(current, current + j - i)
+            current += j - i
+            i = j
+            continue
+        try:
+            t, h, w = next(grids)
+        except StopIteration:
+            raise TrainingError("more image-token runs than images in image_grid_thw") from None
+        rows, cols = h // merge_size, w // merge_size
+        count = t * rows * cols
+        if ids[i:i + count] != [image_token_id] * count:
+            raise TrainingError(f"image tokens at {i} do not match the image grid {t}x{h}x{w}")
+        grid = torch.meshgrid(torch.arange(t), torch.arange(rows), torch.arange(cols), indexing="ij")
+        positions[:, i:i + count] = torch.stack([axis.reshape(-1) for axis in grid]) + current
+        current += max(rows, cols)
+        i += count
+    return positions
 
 
 def set_processor_resolution(processor: Any, resolution: Resolution) -> None:
@@ -115,18 +165,25 @@ def pad_batch(features: list[dict[str, Any]], pad_id: int, pad_to_multiple: int 
     ids = torch.full((len(features), longest), pad_id, dtype=torch.long)
     labels = torch.full((len(features), longest), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(features), longest), dtype=torch.long)
+    with_positions = all("position_ids" in f for f in features)
+    positions = torch.zeros((3, len(features), longest), dtype=torch.long) if with_positions else None
     for row, f in enumerate(features):
         n = len(f["input_ids"])
         ids[row, :n] = f["input_ids"]
         labels[row, :n] = f["labels"]
         mask[row, :n] = 1
-    return {
+        if positions is not None:
+            positions[:, row, :n] = f["position_ids"]
+    batch = {
         "input_ids": ids,
         "attention_mask": mask,
         "labels": labels,
         "pixel_values": torch.cat([f["pixel_values"] for f in features]),
         "image_grid_thw": torch.cat([f["image_grid_thw"] for f in features]),
     }
+    if positions is not None:
+        batch["position_ids"] = positions  # padding positions stay 0, as transformers leaves them
+    return batch
 
 
 @dataclass(frozen=True)

@@ -239,15 +239,20 @@ def make_loss_model(model: Any, chunk_size: int) -> Any:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids, attention_mask, labels, pixel_values, image_grid_thw):  # type: ignore[no-untyped-def]
+        def forward(self, input_ids, attention_mask, labels, pixel_values, image_grid_thw,  # type: ignore[no-untyped-def]
+                    position_ids=None):
+            # position_ids: the M-RoPE positions from the collator (vlmocr.train.collate); without
+            # them transformers 5 falls back to 1-D positions unless mm_token_type_ids are given.
             n_tokens = (labels[:, 1:] != -100).sum()
             if chunk_size == 0:
                 out = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
-                                 pixel_values=pixel_values, image_grid_thw=image_grid_thw, use_cache=False)
+                                 pixel_values=pixel_values, image_grid_thw=image_grid_thw,
+                                 position_ids=position_ids, use_cache=False)
                 return out.loss.float() * n_tokens, n_tokens
             inner = hf_model_of(self.model)
             out = inner.model(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
-                              image_grid_thw=image_grid_thw, use_cache=False, return_dict=True)
+                              image_grid_thw=image_grid_thw, position_ids=position_ids, use_cache=False,
+                              return_dict=True)
             hidden = out.last_hidden_state[:, :-1]
             target = labels[:, 1:]
             keep = target != -100
