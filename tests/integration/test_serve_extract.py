@@ -69,6 +69,9 @@ def served(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         process = subprocess.Popen(
             [*CLI, "serve", str(tiny_model), "--port", str(port), "--max-tokens", "128", "--run-dir", str(work / "run")],
             stdout=fh, stderr=subprocess.STDOUT, text=True, env=_env(work / "tmp"), start_new_session=True,
+            # started as `vlmocr serve &` from a script would be: SIGINT inherited as ignored,
+            # which the shutdown test below must still get through
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     deadline = time.monotonic() + 600
     match = None

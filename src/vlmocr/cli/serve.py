@@ -87,6 +87,9 @@ def serve(
         return
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # A process started in the background by a non-interactive shell (`vlmocr serve &` in a
+    # script, CI) inherits SIGINT as ignored; "Ctrl-C to stop" and `kill -INT` must still stop it.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with console.status("starting vLLM (about a minute on a small CPU)…"):
             server = start_server(model, config)
@@ -106,3 +109,4 @@ def serve(
         console.print("stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
