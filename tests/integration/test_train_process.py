@@ -1,4 +1,5 @@
-"""`vlmocr train` as a process: SIGKILL in the middle of a checkpoint save, and two-process DDP.
+"""`vlmocr train` as a process: SIGKILL in the middle of a checkpoint save, SIGTERM to the whole
+process group, and two-process DDP.
 
 Both start real `vlmocr train` processes on the tiny model (CPU, one thread each).
 """
@@ -117,3 +118,37 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tiny_mod
         assert a["samples_seen"] == b["samples_seen"]
         assert math.isclose(a["loss"], b["loss"], rel_tol=1e-4), (a["loss"], b["loss"])
     assert (ddp_run / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_sigterm_to_the_process_group_saves_instead_of_crashing(tiny_model: Path, tmp_path: Path) -> None:
+    # Schedulers and `kill -- -PGID` signal every process of the job, data-loader workers too:
+    # the trainer must still finish its step, save a checkpoint and exit 128+15.
+    run = tmp_path / "run"
+    config = _write_config(tmp_path / "train.yaml", tiny_model, run,
+                           checkpoint={"every_steps": 1000, "keep_last": 1})
+    data = yaml.safe_load(config.read_text())
+    data["data"]["num_workers"] = 1
+    config.write_text(yaml.safe_dump(data))
+    log = tmp_path / "train.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([*CLI, str(config)], env=_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGTERM)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text()
+    assert code == 128 + signal.SIGTERM, text[-3000:]
+    assert "DataLoader worker" not in text
+    saved = latest_checkpoint(run)
+    assert saved is not None and (saved / COMPLETE).exists()

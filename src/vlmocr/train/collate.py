@@ -329,6 +329,19 @@ class _PlanSampler:
         return self.plan.iter_from(self.start)
 
 
+def _worker_ignores_stop_signals(_worker_id: int) -> None:
+    """Data-loader workers leave SIGINT and SIGTERM to the trainer.
+
+    A stop signal sent to the whole process group (Ctrl-C in a terminal, `kill -- -PGID`,
+    a batch scheduler) would otherwise kill the workers first, and the trainer would die on
+    "DataLoader worker killed" instead of finishing its step and saving a checkpoint.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def make_loader(samples: SampleSet, encoder: SampleEncoder, plan: BatchPlan, start_micro_step: int,
                 *, num_workers: int = 0, pin_memory: bool = False, pad_to_multiple: int = 1,
                 seed: int = 0, prefetch_factor: int = 2) -> Any:
@@ -348,5 +361,6 @@ def make_loader(samples: SampleSet, encoder: SampleEncoder, plan: BatchPlan, sta
         pin_memory=pin_memory,
         persistent_workers=False,
         prefetch_factor=prefetch_factor if num_workers else None,
+        worker_init_fn=_worker_ignores_stop_signals if num_workers else None,
         generator=torch.Generator().manual_seed(seed),
     )
