@@ -156,7 +156,7 @@ def set_processor_resolution(processor: Any, resolution: Resolution) -> None:
 
 
 def pad_batch(features: list[dict[str, Any]], pad_id: int, pad_to_multiple: int = 1) -> dict[str, Any]:
-    """Right-pad token rows; concatenate image patches (Qwen2-VL's flat layout)."""
+    """Right-pad token rows and their M-RoPE positions; concatenate image patches (Qwen2-VL's flat layout)."""
     import torch
 
     longest = max(len(f["input_ids"]) for f in features)
@@ -165,25 +165,21 @@ def pad_batch(features: list[dict[str, Any]], pad_id: int, pad_to_multiple: int 
     ids = torch.full((len(features), longest), pad_id, dtype=torch.long)
     labels = torch.full((len(features), longest), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(features), longest), dtype=torch.long)
-    with_positions = all("position_ids" in f for f in features)
-    positions = torch.zeros((3, len(features), longest), dtype=torch.long) if with_positions else None
+    positions = torch.zeros((3, len(features), longest), dtype=torch.long)  # padding stays 0, as in transformers
     for row, f in enumerate(features):
         n = len(f["input_ids"])
         ids[row, :n] = f["input_ids"]
         labels[row, :n] = f["labels"]
         mask[row, :n] = 1
-        if positions is not None:
-            positions[:, row, :n] = f["position_ids"]
-    batch = {
+        positions[:, row, :n] = f["position_ids"]
+    return {
         "input_ids": ids,
         "attention_mask": mask,
         "labels": labels,
+        "position_ids": positions,
         "pixel_values": torch.cat([f["pixel_values"] for f in features]),
         "image_grid_thw": torch.cat([f["image_grid_thw"] for f in features]),
     }
-    if positions is not None:
-        batch["position_ids"] = positions  # padding positions stay 0, as transformers leaves them
-    return batch
 
 
 @dataclass(frozen=True)
