@@ -9,7 +9,7 @@ speed is not in the figure:
   extract_schema    `vlmocr.client.extract.extract` as `vlmocr extract` runs it: client-side
                     resize + JPEG + base64, response_format with the schema, answer parsed and
                     validated, JSONL row written per image; workers spread over httpx pools
-                    of `POOL_CONNECTIONS` connections;
+                    of `ExtractConfig.pool_connections` (8) connections;
   extract_schema_one_pool  the same with one pool holding every connection (how httpx is
                     usually set up, and how `extract` was before);
   extract_noschema  the same with `use_schema=False`;
@@ -40,6 +40,7 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -102,20 +103,17 @@ def free_port() -> int:
 def run_extract(base_url: str, images: list[Path], c: int, schema: bool, out: Path,
                 pool_connections: int | None = None) -> dict[str, Any]:
     """`extract` as the CLI runs it; pool_connections=c gives one httpx pool for all workers."""
-    from vlmocr.client import extract as module
+    from vlmocr.client.extract import ExtractConfig, extract
 
-    config = module.ExtractConfig(server=base_url, out=out, concurrency=c, use_schema=schema, mode="overwrite",
-                                  max_retries=0, timeout_s=120)
-    default = module.POOL_CONNECTIONS
-    module.POOL_CONNECTIONS = pool_connections or default
-    try:
-        wall0, cpu0, loop0 = time.perf_counter(), time.process_time(), time.thread_time()
-        result = module.extract(images, config)
-        wall, cpu, loop = time.perf_counter() - wall0, time.process_time() - cpu0, time.thread_time() - loop0
-    finally:
-        module.POOL_CONNECTIONS = default
+    config = ExtractConfig(server=base_url, out=out, concurrency=c, use_schema=schema, mode="overwrite",
+                           max_retries=0, timeout_s=120)
+    if pool_connections is not None:
+        config = replace(config, pool_connections=pool_connections)
+    wall0, cpu0, loop0 = time.perf_counter(), time.process_time(), time.thread_time()
+    result = extract(images, config)
+    wall, cpu, loop = time.perf_counter() - wall0, time.process_time() - cpu0, time.thread_time() - loop0
     return {"wall_s": wall, "cpu_s": cpu, "loop_cpu_s": loop, "ok": result.ok, "errors": dict(result.errors),
-            "pool_connections": module.POOL_CONNECTIONS if pool_connections is None else pool_connections}
+            "pool_connections": config.pool_connections}
 
 
 def run_raw(base_url: str, images: list[Path], c: int) -> dict[str, Any]:
@@ -151,7 +149,9 @@ def main() -> None:
 
     from bench_serve_gpu import make_images
 
-    from vlmocr.client.extract import POOL_CONNECTIONS as POOL
+    from vlmocr.client.extract import ExtractConfig
+
+    pool = ExtractConfig().pool_connections
 
     work = Path(tempfile.mkdtemp(prefix="vlmocr-client-"))
     images = make_images(work / "images", args.n)
@@ -203,7 +203,7 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
         "machine": cpu_machine(),
         "libraries": library_versions(),
-        "config": {"n": args.n, "concurrency": args.concurrency, "pool_connections": POOL,
+        "config": {"n": args.n, "concurrency": args.concurrency, "pool_connections": pool,
                    "images": "vlmocr.data.synth 768x768 JPEG q92, augment light (bench_serve_gpu.make_images)",
                    "server": "stand-in in another process: the same 8-row schema-valid manifest for every request"},
         "runs": records,

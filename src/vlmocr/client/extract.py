@@ -82,6 +82,10 @@ class ExtractConfig:
     #: to force the output length in benchmarks: merged into each chat request's JSON body
     #: (vLLM reads its own sampling keys there), and given to ``vllm.SamplingParams`` offline.
     extra_body: dict[str, Any] | None = None
+    #: Connections per httpx pool. httpcore 1.0's pool scans (and polls) every connection it holds
+    #: on each request it assigns, so one pool of C connections costs O(C) CPU a request; the
+    #: workers are spread over pools of this size instead (benchmarks/bench_client_cpu.py).
+    pool_connections: int = 8
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -96,6 +100,8 @@ class ExtractConfig:
             raise ConfigError(f"image format must be JPEG or PNG, got {self.image_format!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
+        if self.pool_connections < 1:
+            raise ConfigError(f"pool_connections must be positive, got {self.pool_connections}")
 
 
 @dataclass(frozen=True)
@@ -278,17 +284,11 @@ async def _models(http: Any, base: str, retries: int, backoff_s: float, *, requi
     raise ServerError(f"cannot reach the server at {base} ({type(error).__name__}: {error}). Is it running?")
 
 
-#: Connections per httpx pool. httpcore 1.0's pool scans (and polls) every connection it holds
-#: on each request it assigns, so one pool of C connections costs O(C) CPU a request; workers
-#: are spread over pools of this size instead (benchmarks/bench_client_cpu.py measures it).
-POOL_CONNECTIONS = 8
-
-
 def _client_pools(config: ExtractConfig, timeout: Any, headers: dict[str, str]) -> list[Any]:
-    """httpx clients sharing the concurrency, POOL_CONNECTIONS connections each, one TLS context."""
+    """httpx clients sharing the concurrency, `config.pool_connections` each, one TLS context."""
     import httpx
 
-    n = max(1, math.ceil(config.concurrency / POOL_CONNECTIONS))
+    n = max(1, math.ceil(config.concurrency / config.pool_connections))
     size = math.ceil(config.concurrency / n)
     limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
     tls = httpx.create_ssl_context()  # what each client would build itself (certifi, SSL_CERT_FILE), built once
