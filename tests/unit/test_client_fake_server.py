@@ -52,6 +52,11 @@ class Action:
     body: bytes | None = None
     reset: bool = False
     delay: float = 0.0
+    # Hold the answer until this many requests have been in flight at once (or
+    # hold_timeout passed): measures how many the client can have open, without
+    # depending on how fast a loaded machine gets them out.
+    hold_until: int = 0
+    hold_timeout: float = 20.0
 
 
 class FakeOpenAI:
@@ -75,6 +80,7 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._peak = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -143,6 +149,9 @@ class FakeOpenAI:
                     fake.times.append(time.monotonic())
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    fake._peak.notify_all()
+                    if action.hold_until:
+                        fake._peak.wait_for(lambda: fake.max_in_flight >= action.hold_until, action.hold_timeout)
                 try:
                     if action.delay:
                         time.sleep(action.delay)
