@@ -119,3 +119,29 @@ def _numel(shape: list[int]) -> int:
     for d in shape:
         n *= d
     return n
+
+
+def test_built_sizes_normalize_pixels_with_document_statistics(tiny_model: Path, tmp_path: Path) -> None:
+    # A white page must not be a large constant input to a tower trained from scratch: under
+    # CLIP's statistics white is ≈ +1.9 in every channel, under the documents' ≈ +0.8.
+    import numpy as np
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from vlmocr.models.build import PIXEL_NORMS, build_processor
+
+    pre = json.loads((tiny_model / "preprocessor_config.json").read_text())
+    assert (tuple(pre["image_mean"]), tuple(pre["image_std"])) == PIXEL_NORMS["documents"]
+    assert load_contract(tiny_model).extra["built"]["pixel_norm"] == "documents"
+
+    page = Image.new("RGB", (224, 112), "white")
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    white = processor.image_processor(images=[page], return_tensors="np")["pixel_values"]
+    mean, std = (np.array(v) for v in PIXEL_NORMS["documents"])
+    assert np.allclose(white.reshape(-1, 3, 2 * 14 * 14), ((1 - mean) / std)[None, :, None], atol=0.02)
+
+    clip = build_processor(processor.tokenizer, load_contract(tiny_model).resolution, "clip")
+    white_clip = clip.image_processor(images=[page], return_tensors="np")["pixel_values"]
+    assert white_clip.mean() > 1.8 > 1.0 > white.mean()
+    with pytest.raises(ConfigError, match="pixel normalization"):
+        build_processor(processor.tokenizer, load_contract(tiny_model).resolution, "imagenet")

@@ -23,6 +23,9 @@ def build(
     min_pixels: int = typer.Option(None, "--min-pixels", help="Resolution contract: minimum pixels an image."),
     max_pixels: int = typer.Option(None, "--max-pixels", help="Resolution contract: maximum pixels an image."),
     seed: int = typer.Option(0, "--seed", help="Seed for the weights and the tokenizer corpus."),
+    pixel_norm: str = typer.Option(None, "--pixel-norm", help="Image mean/std the processor normalizes "
+                                   "with: documents (default for tiny/small, trained from scratch) or clip "
+                                   "(Qwen2.5-VL's own, default for 3b)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder."),
 ) -> None:
     """Build a Qwen2.5-VL (tokenizer, processor, random weights, vlmocr.json) in seconds."""
@@ -36,7 +39,7 @@ def build(
             min_pixels=min_pixels if min_pixels is not None else default.min_pixels,
             max_pixels=max_pixels if max_pixels is not None else default.max_pixels,
         )
-    built = build_model(out_dir, size, resolution=resolution, seed=seed, overwrite=overwrite)
+    built = build_model(out_dir, size, resolution=resolution, seed=seed, overwrite=overwrite, pixel_norm=pixel_norm)
     out.print(
         f"[green]built[/] {built.size} Qwen2.5-VL: {built.n_parameters:,} parameters, "
         f"pixels {built.resolution.min_pixels}..{built.resolution.max_pixels}, "

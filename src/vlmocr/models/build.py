@@ -9,6 +9,17 @@ AutoModelForImageTextToText and vLLM (CPU build) load it as they would a hub mod
 
 Sizes: `tiny` (~2M parameters) for tests; `small` (~20M) is the base the built-in model
 is trained from. Head sizes are 32/64 so vLLM's CPU attention kernels accept them.
+
+Pixel normalization: Qwen2.5-VL's processor normalizes with CLIP's natural-image statistics
+(mean ≈ 0.46, std ≈ 0.27). Its vision tower was pretrained that way, so a model that starts
+from Qwen's weights must keep them. A tower trained from random weights on documents should
+not: paper is near white, so under CLIP's statistics every patch of a page is a large
+constant input (white ≈ +1.9) with the ink a small change on top, and the tower's features
+barely differ from page to page. `benchmarks/probe_reading_cpu.py` measured what that does:
+a tiny model trained from scratch on a single large digit stayed at chance, unable even to
+memorize 16 pages, under CLIP's statistics, and read under the documents' own. Built sizes
+therefore normalize with statistics of the synthetic pages (`PIXEL_NORMS["documents"]`),
+written into the processor config, so vLLM and transformers apply the same values.
 """
 
 from __future__ import annotations
@@ -27,6 +38,16 @@ from vlmocr.fileio import atomic_directory, atomic_write_json
 from vlmocr.images import PATCH_FACTOR, Resolution
 
 log = logging.getLogger(__name__)
+
+
+#: Image mean / std a built model's processor normalizes with (see the module docstring).
+PIXEL_NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    # transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD: what Qwen2.5-VL ships.
+    "clip": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+    # Pixels of the synthetic training pages (layouts form/two_column/receipt/dense/label,
+    # light augmentation, 48 pages; clean renders give 0.85/0.23, phone photos 0.55/0.24).
+    "documents": ((0.82, 0.82, 0.81), (0.23, 0.23, 0.22)),
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,8 @@ class ModelSize:
     resolution: Resolution = field(default_factory=Resolution)
     #: Embedding rows when larger than the tokenizer (the 3B shape keeps Qwen's 151,936).
     model_vocab_size: int | None = None
+    #: Key of PIXEL_NORMS: trained-from-scratch sizes use the documents' statistics.
+    pixel_norm: str = "documents"
 
     def __post_init__(self) -> None:
         head_dim = self.hidden_size // self.num_attention_heads
@@ -109,6 +132,7 @@ SIZES: dict[str, ModelSize] = {
         vision_fullatt_blocks=(7, 15, 23, 31),
         max_position_embeddings=128000,
         resolution=Resolution(),
+        pixel_norm="clip",  # what Qwen2.5-VL-3B ships
     ),
 }
 
@@ -172,16 +196,20 @@ def qwen_config(size: ModelSize, token_ids: dict[str, int], vocab_size: int) -> 
     )
 
 
-def build_processor(tokenizer: Any, resolution: Resolution) -> Any:
-    """A `Qwen2_5_VLProcessor` whose image processor enforces the resolution contract."""
+def build_processor(tokenizer: Any, resolution: Resolution, pixel_norm: str = "documents") -> Any:
+    """A `Qwen2_5_VLProcessor` whose image processor enforces the resolution contract and
+    normalizes pixels with `PIXEL_NORMS[pixel_norm]`."""
     transformers = require("transformers", extra="train", purpose="Building a model")
     from vlmocr.models.tokenizer import CHAT_TEMPLATE
 
+    if pixel_norm not in PIXEL_NORMS:
+        raise ConfigError(f"unknown pixel normalization {pixel_norm!r} (choose: {', '.join(PIXEL_NORMS)})")
+    mean, std = (list(v) for v in PIXEL_NORMS[pixel_norm])
     image_processor = transformers.Qwen2VLImageProcessor(
-        min_pixels=resolution.min_pixels, max_pixels=resolution.max_pixels
+        min_pixels=resolution.min_pixels, max_pixels=resolution.max_pixels, image_mean=mean, image_std=std
     )
     video_processor = transformers.Qwen2VLVideoProcessor(
-        min_pixels=resolution.min_pixels, max_pixels=resolution.max_pixels
+        min_pixels=resolution.min_pixels, max_pixels=resolution.max_pixels, image_mean=mean, image_std=std
     )
     return transformers.Qwen2_5_VLProcessor(
         image_processor=image_processor,
@@ -227,8 +255,12 @@ def build_model(
     overwrite: bool = False,
     dtype: str = "float32",
     device: str | None = None,
+    pixel_norm: str | None = None,
 ) -> BuiltModel:
     """Write a complete Qwen2.5-VL directory with random weights to `out`.
+
+    `pixel_norm` (a key of PIXEL_NORMS) defaults to the size's own: the documents'
+    statistics for sizes trained from scratch, CLIP's for the 3B stand-in.
 
     The directory appears only when complete (built in a temp folder, then renamed). An
     existing non-empty `out` is an error unless `overwrite`. `dtype` is what the weights are
@@ -244,6 +276,9 @@ def build_model(
     from vlmocr.models.tokenizer import special_token_ids, train_tokenizer
 
     shape = SIZES[size]
+    pixel_norm = pixel_norm or shape.pixel_norm
+    if pixel_norm not in PIXEL_NORMS:
+        raise ConfigError(f"unknown pixel normalization {pixel_norm!r} (choose: {', '.join(PIXEL_NORMS)})")
     resolution = resolution or shape.resolution
     start = time.perf_counter()
     tokenizer = train_tokenizer(shape.vocab_size, seed=seed)
@@ -261,7 +296,7 @@ def build_model(
         do_sample=False,
     )
     n_parameters = sum(p.numel() for p in model.parameters())
-    processor = build_processor(tokenizer, resolution)
+    processor = build_processor(tokenizer, resolution, pixel_norm)
     if out.is_dir() and not any(out.iterdir()):
         out.rmdir()
     with atomic_directory(out, overwrite=overwrite) as tmp:
@@ -273,7 +308,7 @@ def build_model(
             ModelContract(
                 resolution=resolution,
                 base_model=None,
-                extra={"built": {"size": size, "seed": seed, "shape": _shape_dict(shape)}},
+                extra={"built": {"size": size, "seed": seed, "pixel_norm": pixel_norm, "shape": _shape_dict(shape)}},
             ),
         )
         make_readable(tmp)
