@@ -13,9 +13,11 @@ mkdir -p "$work" "$out"
 python3 scripts/device/install_missing.py .wheels/gpu
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
-# MODEL: the weights to start from; the committed models/builtin-wip continues earlier runs,
-# MODEL=scratch builds a fresh small base.
-model=${MODEL:-models/builtin-wip}
+# MODEL: the weights to start from. scratch (the default) builds a fresh small base, which
+# normalizes pixels with the documents' statistics; models/builtin-wip holds runs 1-2, trained
+# under CLIP's normalization, with which a tower trained from scratch did not learn to read
+# (docs/builtin.md, benchmarks/probe_reading_cpu.py).
+model=${MODEL:-scratch}
 if [ "$model" = scratch ]; then
   model="$work/small"
   [ -f "$model/config.json" ] || python3 -m vlmocr.cli.app model build --size small --out "$model" --seed 0
