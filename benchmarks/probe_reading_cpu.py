@@ -6,16 +6,22 @@ something in the pipeline that keeps the image from reaching the answer. This pr
 the two apart on a CPU in minutes: every sample has the same question and an answer that
 only the image holds (a random 4-digit code drawn on a small page), so the answer can only
 be learned by reading. Chance is 1 in 10,000 for the code and 0.1 a digit.
+It found the pipeline's blocker: under CLIP's pixel statistics (what Qwen's processor ships)
+a tower trained from scratch stayed at chance; under the documents' own it read
+(`vlmocr model build --pixel-norm`, docs/builtin.md).
 
 It builds a model (`vlmocr model build`), writes a Roboflow-style folder (train/ valid/ with
 annotations.jsonl), trains with `vlmocr train` (every weight, the vision tower too, in-run
 evaluation on held-out images) and scores the final weights on 200 more held-out images.
 
-    python benchmarks/probe_reading_cpu.py --font-px 40 --steps 800
-    python benchmarks/probe_reading_cpu.py --font-px 14 --steps 800   # a manifest's text size
+    python benchmarks/probe_reading_cpu.py --digits 1 --font-px 80 --steps 1500 --n-train 12000 \
+        --eval-every 250 --pixel-norm clip          # then --pixel-norm documents: the A/B
+    python benchmarks/probe_reading_cpu.py --font-px 40 --steps 2000 --n-train 20000 --eval-every 250
+    python benchmarks/probe_reading_cpu.py --font-px 14 ...             # a manifest's text size
+    python benchmarks/probe_reading_cpu.py --font-px 14 --upscale 2 ... # 4x the visual tokens
 
-Writes benchmarks/results/builtin_reading_probe_cpu.json (one record per font size; an
-existing file keeps its other records).
+Writes benchmarks/results/builtin_reading_probe_cpu.json (one record per task and setting;
+an existing file keeps its other records).
 """
 
 from __future__ import annotations
@@ -101,6 +107,8 @@ def main() -> None:
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--font-px", type=int, default=40)
     parser.add_argument("--digits", type=int, default=4)
+    parser.add_argument("--upscale", type=int, default=1, help="resolution contract of N^2 times the page's "
+                        "pixels: the processor upsamples, the same text becomes N^2 times the visual tokens")
     parser.add_argument("--pixel-norm", default=None, help="the built model's image normalization "
                         "(vlmocr model build --pixel-norm); default: the size's own")
     parser.add_argument("--n-train", type=int, default=12000)
@@ -115,7 +123,7 @@ def main() -> None:
 
     pixel_norm = args.pixel_norm or SIZES[args.size].pixel_norm
     name = (f"font{args.font_px}" + (f"_digits{args.digits}" if args.digits != 4 else "")
-            + f"_{pixel_norm}")
+            + f"_{pixel_norm}" + (f"_x{args.upscale}" if args.upscale != 1 else ""))
     work = args.out / name
     data = work / "data"
     start = time.perf_counter()
@@ -124,7 +132,7 @@ def main() -> None:
     write_split(data / "test", 200, args.font_px, seed=3, digits=args.digits)
     data_s = time.perf_counter() - start
     model = work / "model"
-    pixels = PAGE[0] * PAGE[1]
+    pixels = PAGE[0] * PAGE[1] * args.upscale ** 2
     build_model(model, args.size, seed=0, resolution=Resolution(min_pixels=pixels, max_pixels=pixels),
                 pixel_norm=pixel_norm, overwrite=True)
     config = {
@@ -151,7 +159,7 @@ def main() -> None:
     from vlmocr.fileio import cpu_machine
 
     record = {
-        "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE), "visual_tokens": 32,
+        "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE), "visual_tokens": 32 * args.upscale ** 2,
         "model_size": args.size, "steps": args.steps, "batch_size": args.batch, "learning_rate": args.lr,
         "train_images": args.n_train, "samples_seen": args.steps * args.batch,
         "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
