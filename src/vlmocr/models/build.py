@@ -16,8 +16,8 @@ from Qwen's weights must keep them. A tower trained from random weights on docum
 not: paper is near white, so under CLIP's statistics every patch of a page is a large
 constant input (white ≈ +1.9) with the ink a small change on top, and the tower's features
 barely differ from page to page. `benchmarks/probe_reading_cpu.py` measured what that does:
-a tiny model trained from scratch on a single large digit stayed at chance, unable even to
-memorize 16 pages, under CLIP's statistics, and read under the documents' own. Built sizes
+a tiny model trained from scratch on a single large digit stayed at chance under CLIP's
+statistics (and needed twice the steps to memorize 16 pages), and read under the documents' own. Built sizes
 therefore normalize with statistics of the synthetic pages (`PIXEL_NORMS["documents"]`),
 written into the processor config, so vLLM and transformers apply the same values.
 """
