@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "benchmarks" / "results" / "builtin_reading_probe_cpu.json"
@@ -59,21 +60,18 @@ def draw_page(code: str, font_px: int, rng: random.Random):  # -> PIL.Image.Imag
     return page
 
 
-def write_split(folder: Path, n: int, font_px: int, seed: int, digits: int = 4) -> list[str]:
+def write_split(folder: Path, n: int, font_px: int, seed: int, digits: int = 4) -> None:
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    codes = []
     with open(folder / "annotations.jsonl", "w") as fh:
         for i in range(n):
             code = "".join(rng.choice("0123456789") for _ in range(digits))
             name = f"{i:06d}.png"
             draw_page(code, font_px, rng).save(folder / name)
             fh.write(json.dumps({"image": name, "prefix": QUESTION, "suffix": json.dumps({"code": code})}) + "\n")
-            codes.append(code)
-    return codes
 
 
-def final_scores(model_dir: Path, data: Path, n: int) -> dict[str, float]:
+def final_scores(model_dir: Path, data: Path, n: int) -> dict[str, Any]:
     """Greedy answers of the trained weights on the test split: code exact match, digit accuracy."""
     import torch
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration

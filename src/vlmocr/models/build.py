@@ -196,15 +196,21 @@ def qwen_config(size: ModelSize, token_ids: dict[str, int], vocab_size: int) -> 
     )
 
 
+def pixel_norm_values(name: str) -> tuple[list[float], list[float]]:
+    """(image_mean, image_std) of PIXEL_NORMS[name]; a ConfigError for an unknown name."""
+    if name not in PIXEL_NORMS:
+        raise ConfigError(f"unknown pixel normalization {name!r} (choose: {', '.join(PIXEL_NORMS)})")
+    mean, std = PIXEL_NORMS[name]
+    return list(mean), list(std)
+
+
 def build_processor(tokenizer: Any, resolution: Resolution, pixel_norm: str = "documents") -> Any:
     """A `Qwen2_5_VLProcessor` whose image processor enforces the resolution contract and
     normalizes pixels with `PIXEL_NORMS[pixel_norm]`."""
     transformers = require("transformers", extra="train", purpose="Building a model")
     from vlmocr.models.tokenizer import CHAT_TEMPLATE
 
-    if pixel_norm not in PIXEL_NORMS:
-        raise ConfigError(f"unknown pixel normalization {pixel_norm!r} (choose: {', '.join(PIXEL_NORMS)})")
-    mean, std = (list(v) for v in PIXEL_NORMS[pixel_norm])
+    mean, std = pixel_norm_values(pixel_norm)
     image_processor = transformers.Qwen2VLImageProcessor(
         min_pixels=resolution.min_pixels, max_pixels=resolution.max_pixels, image_mean=mean, image_std=std
     )
@@ -277,8 +283,7 @@ def build_model(
 
     shape = SIZES[size]
     pixel_norm = pixel_norm or shape.pixel_norm
-    if pixel_norm not in PIXEL_NORMS:
-        raise ConfigError(f"unknown pixel normalization {pixel_norm!r} (choose: {', '.join(PIXEL_NORMS)})")
+    pixel_norm_values(pixel_norm)  # an unknown name fails before the tokenizer is trained
     resolution = resolution or shape.resolution
     start = time.perf_counter()
     tokenizer = train_tokenizer(shape.vocab_size, seed=seed)
