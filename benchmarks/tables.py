@@ -33,17 +33,19 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def train_gpu() -> str:
-    data = _load("train_gpu_h100")
+def train_gpu(name: str = "train_gpu_h200") -> str:
+    data = _load(name)
     rows = [[r["name"], r["samples_per_s"], f"{r.get('speedup_vs_naive', 0):.2f}×", r.get("peak_gib"),
-             r["batch_size"], round(r["tokens_per_sample"]), r.get("predicted_samples_per_s")]
+             r["batch_size"], round(r["tokens_per_sample"]), "on" if r.get("liger") else "off",
+             r.get("predicted_samples_per_s")]
             for r in data["records"]]
     lib = data.get("libraries", {})
     note = (f"One {data['card']}, torch {lib.get('torch')}, transformers {lib.get('transformers')}, "
-            f"peft {lib.get('peft')}; `benchmarks/train_gpu.sh`, `benchmarks/results/train_gpu_h100.json`. "
+            f"peft {lib.get('peft')}; `benchmarks/train_gpu.sh`, `benchmarks/results/{name}.json`. "
             "`naive`: plain transformers + PEFT loop; `vlmocr_*`: `vlmocr train` with one lever changed "
-            "(`gc`: gradient checkpointing, `gc2`: every 2nd block, `cudnn`: cuDNN attention allowed).")
-    return _table(["run", "samples/s", "vs naive", "peak GiB", "batch", "tokens/sample", "predicted"],
+            "(`gc`: gradient checkpointing, `gc2`: every 2nd block, `cudnn`: cuDNN attention allowed; "
+            "Liger: its Triton kernels, on by default when installed).")
+    return _table(["run", "samples/s", "vs naive", "peak GiB", "batch", "tokens/sample", "Liger", "predicted"],
                   rows) + "\n\n" + note
 
 
@@ -112,7 +114,8 @@ def evaluation() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
-    "train_gpu": train_gpu, "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
+    "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
+    "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
     "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
     "synth": synth, "eval": evaluation,
 }
