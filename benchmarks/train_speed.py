@@ -66,6 +66,7 @@ def summarize_run(run: Path, warmup: int) -> dict[str, Any]:
         "data_wait_share_median": statistics.median(r.get("data_wait_share", 0.0) for r in steps),
         "gpu_peak_gib": max((r.get("gpu_peak_gib", 0.0) for r in steps), default=None),
         "vision_attention": prov.get("vision_attention"),
+        "liger": prov.get("liger"),  # what ran (config liger: null means on when installed on CUDA)
         "loss_first": next((r["loss"] for r in rows if r.get("kind") == "train"), None),
         "loss_last": steps[-1]["loss"],
         "config": {k: config[k] for k in ("model", "method", "batch_size", "grad_accum", "max_length", "precision",
@@ -82,7 +83,7 @@ def _record(run: dict[str, Any]) -> dict[str, Any]:
         "peak_gib": run.get("gpu_peak_gib"), "batch_size": cfg.get("batch_size"), "world_size": run["world_size"],
         "tokens_per_sample": run["tokens_per_s"] / run["samples_per_s"],
         "gradient_checkpointing": cfg.get("gradient_checkpointing"), "vision_attention": run.get("vision_attention"),
-        "liger": cfg.get("liger", False), "compile": cfg.get("compile"), "loss_chunk_size": cfg.get("loss_chunk_size"),
+        "liger": run["liger"] if run.get("liger") is not None else cfg.get("liger", False), "compile": cfg.get("compile"), "loss_chunk_size": cfg.get("loss_chunk_size"),
         "lora_dropout": (cfg.get("lora") or {}).get("dropout"),
         "step_seconds_median": run["step_seconds_median"], "data_wait_share_median": run["data_wait_share_median"],
         "loss_first": run["loss_first"], "loss_last": run["loss_last"], "path": "vlmocr train",

@@ -42,6 +42,7 @@ class LoadedModel:
     total_parameters: int
     target_modules: str | None
     vision_attention: str = "per_window"  # the path the vision tower's attention runs (vision_attention.py)
+    liger: bool = False  # whether Liger's kernels were applied (config.liger, or auto on CUDA when installed)
 
 
 def resolve_device(name: str) -> Any:
@@ -168,7 +169,9 @@ def load_for_training(config: Any, processor: Any, resolution: Resolution, *, de
             bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=["visual", "lm_head"],
         )
         kwargs["device_map"] = {"": device}
-    if config.liger or (config.liger is None and device.type == "cuda" and importlib.util.find_spec("liger_kernel")):
+    liger = bool(config.liger or (config.liger is None and device.type == "cuda"
+                                  and importlib.util.find_spec("liger_kernel")))
+    if liger:
         use_liger_kernels(device)
     source = str(resume_from) if resume_from is not None and config.method == "full" else config.model
     try:
@@ -221,7 +224,7 @@ def load_for_training(config: Any, processor: Any, resolution: Resolution, *, de
     total = sum(p.numel() for p in model.parameters())
     log.info("%s on %s: %d of %d parameters train (%s); vision attention %s", config.method, device, trainable,
              total, prefix, vision_path)
-    return LoadedModel(model, processor, resolution, device, autocast, trainable, total, target, vision_path)
+    return LoadedModel(model, processor, resolution, device, autocast, trainable, total, target, vision_path, liger)
 
 
 def hf_model_of(model: Any) -> Any:

@@ -217,7 +217,8 @@ class _Trainer:
             run.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run / "config.yaml", dump_config(cfg))
             atomic_write_json(run / "provenance.json", {**provenance(), "world_size": self.dist.world_size,
-                                                        "vision_attention": loaded.vision_attention})
+                                                        "vision_attention": loaded.vision_attention,
+                                                        "liger": loaded.liger})
             save_contract(run, contract)
 
         world, accum, batch = self.dist.world_size, cfg.grad_accum, cfg.batch_size
