@@ -13,11 +13,12 @@ mkdir -p "$work" "$out"
 python3 scripts/device/install_missing.py .wheels/gpu
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
-# MODEL: the weights to start from. scratch (the default) builds a fresh small base, which
-# normalizes pixels with the documents' statistics; models/builtin-wip holds runs 1-2, trained
-# under CLIP's normalization, with which a tower trained from scratch did not learn to read
-# (docs/builtin.md, benchmarks/probe_reading_cpu.py).
-model=${MODEL:-scratch}
+# MODEL: the weights to start from. models/builtin-wip (the default) holds run 3: a small base
+# built with the documents' pixel statistics, trained 65k samples under M-RoPE positions
+# (docs/builtin.md); it continues with a fresh optimizer. scratch builds a fresh small base.
+# Runs 1-2 were trained under CLIP's normalization, with which a tower trained from scratch did
+# not learn to read (benchmarks/probe_reading_cpu.py); they are in the history only.
+model=${MODEL:-models/builtin-wip}
 if [ "$model" = scratch ]; then
   model="$work/small"
   [ -f "$model/config.json" ] || python3 -m vlmocr.cli.app model build --size small --out "$model" --seed 0
