@@ -92,6 +92,10 @@ def test_lora_loss_falls_only_adapters_train_best_by_score(tiny_model: Path, tmp
     assert contract.extra["method"] == "lora" and contract.resolution == load_contract(tiny_model).resolution
     evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
     assert [e["step"] for e in evals] == [20, 40]
+    for e in evals:  # the in-run evaluation also reports how much the image lowers the answer's loss
+        assert all(math.isfinite(e[k]) for k in ("image_loss_own", "image_loss_other", "image_gain_values",
+                                                 "image_gain_structure"))
+        assert e["image_gain"] == pytest.approx(e["image_loss_other"] - e["image_loss_own"])
     best_step = max(evals, key=lambda e: (e["score"], -e["step"]))["step"]
     assert result.best_step == best_step == load_contract(run / "best").extra["step"]
     for folder in ("best", "final"):
@@ -342,15 +346,21 @@ def test_a_model_trained_from_scratch_learns_from_its_images(tiny_model: Path, t
     from vlmocr.train.trainer import train
 
     digit_pages(tmp_path / "data" / "train", 16)
+    digit_pages(tmp_path / "data" / "valid", 8)  # the first 8 training pages again
     run = tmp_path / "run"
     train(config(tiny_model, run, method="full", batch_size=16, max_steps=120, log_every=10,
                  data={"dataset": str(tmp_path / "data"), "target_format": "verbatim"},
                  **{"optim.learning_rate": 1e-3, "optim.warmup_steps": 10, "optim.scheduler": "constant",
-                    "max_length": 256}))
+                    "max_length": 256, "eval.every_steps": 0, "eval.n_samples": 8, "eval.batch_size": 8}))
     answer_tokens = len(load_tokenizer(tiny_model)(json.dumps({"code": "7"}), add_special_tokens=False).input_ids) + 1
     chance = math.log(10) / answer_tokens  # a model that knows the format but not the digit
     final = list(losses(run).values())[-3:]
     assert max(final) < chance / 3, (final, chance)
+    # The in-run image-use check sees it: with another page's image the digit's loss rises
+    # (value tokens), while the tokens around it, the same on every page, do not care.
+    (last,) = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    assert last["image_gain_values"] > 1.0, last
+    assert abs(last["image_gain_structure"]) < 0.2, last
 
 
 def load_tokenizer(model: Path) -> Any:

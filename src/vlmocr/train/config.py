@@ -85,6 +85,7 @@ class EvalConfig:
     batch_size: int = 4
     max_new_tokens: int | None = None  # None: longest validation target + 32
     metric: str = "field_f1"  # the score that picks the best checkpoint
+    image_use: bool = True  # also the answer loss with each sample's own image vs another's (image_use.py)
 
 
 @dataclass

@@ -42,6 +42,7 @@ from vlmocr.train.config import TrainConfig, dump_config
 from vlmocr.train.data import load_data
 from vlmocr.train.distributed import Dist
 from vlmocr.train.evaluate import EvalResult, evaluate_samples, score_pairs
+from vlmocr.train.image_use import image_use
 from vlmocr.train.modeling import (
     check_method_supported,
     load_for_training,
@@ -273,10 +274,14 @@ class _Trainer:
                                           resolution=resolution, max_new_tokens=max_new,
                                           batch_size=cfg.eval.batch_size, device=self.device,
                                           autocast=loaded.autocast_dtype)
+                image_metrics: dict[str, float] = {}
+                if cfg.eval.image_use:
+                    image_metrics, _ = image_use(model, encoder, eval_samples, device=self.device,
+                                                 autocast=loaded.autocast_dtype)
                 improved = state.best_score is None or result.score > state.best_score
                 self.metrics.write({"kind": "eval", "step": state.step, "score": result.score,
-                                    "metric": result.metric, **result.metrics, "seconds": result.seconds,
-                                    "examples": result.examples})
+                                    "metric": result.metric, **result.metrics, **image_metrics,
+                                    "seconds": result.seconds, "examples": result.examples})
                 if improved:
                     state.best_score, state.best_step = result.score, state.step
                     best = replace(contract, extra={**contract.extra, "step": state.step,
@@ -284,7 +289,10 @@ class _Trainer:
                     ckpt.publish_model(model, processor, run / "best", best)
                 self.emit(TrainEvent("eval", state.step, total, score=result.score,
                                      message=f"{result.metric} {result.score:.3f}"
-                                             f"{' (best)' if improved else ''}"))
+                                             f"{' (best)' if improved else ''}"
+                                             + (f"; own image lowers value loss by "
+                                                f"{image_metrics['image_gain_values']:+.3f}"
+                                                if image_metrics else "")))
             self.dist.barrier()
             return result
 

@@ -1,0 +1,29 @@
+"""Answer tokens are split into each JSON field's value and the structure around them."""
+
+from __future__ import annotations
+
+import json
+
+from vlmocr.train.image_use import STRUCTURE, field_of, value_spans
+
+
+def test_value_spans_cover_each_value_escapes_and_numbers_included() -> None:
+    target = {"route": "A1-B", "salesman": 'ANN "Q" LEE', "products": [{"description": "12 - BOX\\X", "cases": 3}],
+              "ok": None}
+    for answer in (json.dumps(target, separators=(",", ":"), ensure_ascii=False), json.dumps(target)):
+        spans = value_spans(answer)
+        assert [key for _, _, key in spans] == ["route", "salesman", "description", "cases", "ok"]
+        strings = [json.loads(f'"{answer[s:e]}"') for s, e, _ in spans[:3]]
+        assert strings == ["A1-B", 'ANN "Q" LEE', "12 - BOX\\X"]
+        assert [answer[s:e] for s, e, _ in spans[3:]] == ["3", "null"]
+
+
+def test_field_of_marks_keys_and_punctuation_as_structure() -> None:
+    answer = '{"dock":"D12","load":"4"}'
+    spans = value_spans(answer)
+    at = {answer.index("D12"): "dock", answer.index('"4"') + 1: "load", 0: STRUCTURE, 2: STRUCTURE}
+    for start, field in at.items():
+        assert field_of(start, start + 1, spans) == field
+    # a token that straddles a quote and the value's first character belongs to the value
+    assert field_of(answer.index("D12") - 1, answer.index("D12") + 1, spans) == "dock"
+    assert field_of(answer.index("load"), answer.index("load") + 4, spans) == STRUCTURE  # a key is structure
