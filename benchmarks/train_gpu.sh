@@ -23,7 +23,7 @@ wait
 echo "setup $((SECONDS - t0)) s"
 cat > "$work/predictions.json" <<'JSON'
 {"naive": 2.4, "vlmocr": 6.5, "vlmocr_noliger": 5.9, "vlmocr_cudnn": 5.5, "vlmocr_gc": 4.2,
- "vlmocr_gc2": 5.0, "vlmocr_b8_gc2": 5.6, "vlmocr_again": 6.5}
+ "vlmocr_gc2": 5.0, "vlmocr_b8_gc2": 5.6, "vlmocr_again": 6.5, "vlmocr_compile": 7.4}
 JSON
 runs=()
 report() {
@@ -64,6 +64,7 @@ lora vlmocr_gc --set gradient_checkpointing=true
 lora vlmocr_gc2 --set gradient_checkpointing=true --set checkpoint_every=2
 lora vlmocr_b8_gc2 --set gradient_checkpointing=true --set checkpoint_every=2 --batch-size 8
 lora vlmocr_again
+lora vlmocr_compile --set compile=true   # last: its compilation may use most of its 150 s
 prof() { timeout 100 python3 benchmarks/profile_train_step.py "$@" 2>&1 | tail -1; }
 prof configs/lora-qwen2.5-vl-3b.yaml --set model="$work/m3b" --set data.dataset="$work/data" --set batch_size=4 \
   --set liger=true --set data.num_workers=6 --out "$out/profile_lora3b.txt"
