@@ -150,7 +150,8 @@ def main() -> None:
     train_s = time.perf_counter() - start
     rows = [json.loads(line) for line in (work / "train" / "metrics.jsonl").read_text().splitlines()]
     curve = [{"step": r["step"], "samples_seen": r["step"] * args.batch, "exact_match": r.get("exact_match"),
-              "json_valid": r.get("json_valid")} for r in rows if r.get("kind") == "eval"]
+              "json_valid": r.get("json_valid"), "image_gain_values": r.get("image_gain_values"),
+              "image_gain_structure": r.get("image_gain_structure")} for r in rows if r.get("kind") == "eval"]
     losses = [r["loss"] for r in rows if r.get("kind") == "train"]
     final = final_scores(work / "train" / "final", data, 200)
 
