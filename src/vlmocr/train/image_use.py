@@ -16,6 +16,7 @@ of reading: it leaves zero long before field F1 moves. A model that uses only th
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import statistics
 from dataclasses import replace
@@ -23,6 +24,7 @@ from typing import Any
 
 from vlmocr.train.data import TrainSample
 
+log = logging.getLogger(__name__)
 # "key": "string value" or "key": number/true/false/null, compact or spaced.
 _VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d[\d.eE+-]*|true|false|null))')
 STRUCTURE = "structure"
@@ -88,8 +90,10 @@ def image_use(model: Any, encoder: Any, samples: list[TrainSample], *, device: A
             swapped = answer_token_losses(model, encoder.encode(replace(sample, image=other.image)),
                                           encoder.pad_id, device=device, autocast=autocast)
             fields = token_fields(encoder.processor.tokenizer, sample.answer)
-            if len(fields) != len(own):  # a tokenizer whose offsets do not match its ids: no split
-                fields = [STRUCTURE] * len(own)
+            if len(fields) != len(own):  # offsets that do not match the ids: count it, but not as values
+                log.warning("%s: %d token offsets for %d answer tokens; not split into values",
+                            sample.source, len(fields), len(own))
+                fields = ["unsplit"] * len(own)
             for name, a, b in zip(fields, own, swapped):
                 slot = per_field.setdefault(name, {"own": [], "other": []})
                 slot["own"].append(a)
@@ -98,17 +102,18 @@ def image_use(model: Any, encoder: Any, samples: list[TrainSample], *, device: A
     finally:
         model.train(was_training)
 
-    def mean(kind: str, values: bool | None) -> float:
-        xs = [x for name, v in per_field.items() if values is None or (name != STRUCTURE) == values
-              for x in v[kind]]
-        return statistics.fmean(xs) if xs else 0.0
-
-    summary = {
-        "image_loss_own": mean("own", None),
-        "image_loss_other": mean("other", None),
-        "image_gain": mean("other", None) - mean("own", None),
-        "image_gain_values": mean("other", True) - mean("own", True),
-        "image_gain_structure": mean("other", False) - mean("own", False),
-        "image_own_lower": own_lower / len(samples),
-    }
+    groups = {"": list(per_field),
+              "_values": [n for n in per_field if n not in (STRUCTURE, "unsplit")],
+              "_structure": [n for n in per_field if n == STRUCTURE]}
+    summary: dict[str, float] = {}
+    for suffix, names in groups.items():
+        own_xs = [x for n in names for x in per_field[n]["own"]]
+        if not own_xs:  # no such tokens (no values in the answers): no figure rather than a 0
+            continue
+        other_xs = [x for n in names for x in per_field[n]["other"]]
+        own_mean, other_mean = statistics.fmean(own_xs), statistics.fmean(other_xs)
+        if not suffix:
+            summary.update(image_loss_own=own_mean, image_loss_other=other_mean)
+        summary[f"image_gain{suffix}"] = other_mean - own_mean
+    summary["image_own_lower"] = own_lower / len(samples)
     return summary, per_field

@@ -276,8 +276,10 @@ class _Trainer:
                                           autocast=loaded.autocast_dtype)
                 image_metrics: dict[str, float] = {}
                 if cfg.eval.image_use:
+                    started = time.perf_counter()
                     image_metrics, _ = image_use(model, encoder, eval_samples, device=self.device,
                                                  autocast=loaded.autocast_dtype)
+                    image_metrics["image_use_seconds"] = time.perf_counter() - started
                 improved = state.best_score is None or result.score > state.best_score
                 self.metrics.write({"kind": "eval", "step": state.step, "score": result.score,
                                     "metric": result.metric, **result.metrics, **image_metrics,
@@ -292,7 +294,7 @@ class _Trainer:
                                              f"{' (best)' if improved else ''}"
                                              + (f"; own image lowers value loss by "
                                                 f"{image_metrics['image_gain_values']:+.3f}"
-                                                if image_metrics else "")))
+                                                if "image_gain_values" in image_metrics else "")))
             self.dist.barrier()
             return result
 
