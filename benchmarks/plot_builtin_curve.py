@@ -2,7 +2,7 @@
 
 Reads the metrics of every logged run (`docs/builtin-run*-metrics.jsonl`, the rows `vlmocr train`
 writes) and draws one line per run; a run that continued from another's weights starts where that
-one ended (`--offset RUN=SAMPLES`). Writes a PNG for docs/builtin.md.
+one ended (`OFFSETS` below). Writes a PNG for docs/builtin.md.
 
     python benchmarks/plot_builtin_curve.py [--out docs/builtin_curve.png]
 """
