@@ -238,6 +238,9 @@ def _get(values: dict[str, float], names: str | tuple[str, ...]) -> float | None
 class Observer:
     """Polls /metrics (and nvidia-smi) during one measured point; summarises on stop()."""
 
+    # The server's process group: each member's CPU use over a point tells a single-threaded
+    # API server (≈ 1.0 core) or engine core from a GPU-bound one. Set in `run`.
+    server_pgid: int | None = None
     # Seconds between /metrics scrapes: each one makes vLLM's API server render every histogram,
     # work its event loop then does not spend streaming tokens. Set from `run --metrics-interval-s`.
     default_interval_s = 2.0
@@ -252,6 +255,7 @@ class Observer:
     def __enter__(self) -> Observer:
         self.before = scrape(self.root) if self.root else {}
         self.cpu0, self.t0 = time.process_time(), time.monotonic()
+        self.procs0 = group_cpu(Observer.server_pgid)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -275,11 +279,19 @@ class Observer:
         self._thread.join()
         self.wall = time.monotonic() - self.t0
         self.cpu = time.process_time() - self.cpu0
+        self.procs1 = group_cpu(Observer.server_pgid)
         self.after = scrape(self.root) if self.root else {}
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"client_cpu_s": round(self.cpu, 2),
                                "client_cpu_cores": round(self.cpu / self.wall, 2) if self.wall else None}
+        busy = {}
+        for pid, (label, cpu1) in self.procs1.items():
+            cores = (cpu1 - self.procs0.get(pid, (label, 0.0))[1]) / self.wall if self.wall else 0.0
+            if cores >= 0.05:
+                busy[f"{label} [{pid}]"] = round(cores, 2)
+        if busy:
+            out["server_proc_cores"] = dict(sorted(busy.items(), key=lambda kv: -kv[1])[:8])
         if self.gpu_util:
             out["gpu_util_mean"] = round(sum(self.gpu_util) / len(self.gpu_util), 1)
         b, a = self.before, self.after
@@ -302,6 +314,25 @@ class Observer:
                 out[f"server_{key}_max"] = round(max(series), 3)
                 out[f"server_{key}_mean"] = round(sum(series) / len(series), 3)
         return out
+
+
+def group_cpu(pgid: int | None) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of each live process of a process group, read from /proc."""
+    if pgid is None or not Path("/proc").is_dir():
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            rest = text[text.rindex(")") + 2 :].split()
+            if int(rest[2]) != pgid:
+                continue
+            label = text[text.index("(") + 1 : text.rindex(")")]
+            found[int(stat.parent.name)] = (label, (int(rest[11]) + int(rest[12])) / tick)
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 # ----------------------------------------------------------------------------- clients
@@ -571,6 +602,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             server = None
         if server is not None:
             with server:
+                Observer.server_pgid = os.getpgid(server.process.pid)
                 report.data["settings"]["server_startup_s"] = round(time.monotonic() - t0, 1)
                 # Where start-up went (weights, compile, graph capture, profiling): vLLM logs each step's time.
                 report.data["settings"]["server_startup_lines"] = [
@@ -642,7 +674,11 @@ def cmd_run(args: argparse.Namespace) -> None:
             for p in pool.take(n):
                 os.link(p, folder / p.name) if p.stat().st_dev == folder.stat().st_dev else shutil.copy(p, folder)
             argv = ["offline", "--model", str(args.model), "--images", str(folder), "--max-tokens",
-                    str(args.max_tokens), "--out", str(work / "offline.jsonl"), "--name", f"offline_b{n}"]
+                    str(args.max_tokens), "--out", str(work / "offline.jsonl")]
+            # Without a schema unless asked: with a forced output length on random weights a schema
+            # measures the grammar after the JSON has closed (see the extract_schema points).
+            argv += ["--name", f"offline_b{n}"] if args.offline_schema else ["--no-schema", "--name",
+                                                                           f"offline_noschema_b{n}"]
             for rec in child(argv, left() - args.hf_min_s if "hf" in phases else left(), work / "offline.log"):
                 report.add(rec)
     if "hf" in phases:
@@ -748,6 +784,7 @@ def main() -> None:
     p.add_argument("--reserve-s", type=float, default=0.0, help="time kept for offline/hf after the server points")
     p.add_argument("--offline-n", type=int, default=512)
     p.add_argument("--offline-min-s", type=float, default=150.0)
+    p.add_argument("--offline-schema", action="store_true", help="structured output in the offline batch too")
     p.add_argument("--hf-batches", default="1,8")
     p.add_argument("--hf-max-tokens", type=int, default=None, help="default: --max-tokens")
     p.add_argument("--hf-min-s", type=float, default=60.0)

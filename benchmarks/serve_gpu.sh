@@ -19,6 +19,13 @@ mkdir -p "$out" "$work"
 export PYTHONPATH=$site:$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OUT=$out
 export VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 nvidia-smi -L
+if [ -n "${PREP_ONLY:-}" ]; then
+  # Only the model and the images (no vLLM needed), e.g. while the vLLM parts are still travelling.
+  [ -f "$work/m3b/config.json" ] || python3 benchmarks/bench_serve_gpu.py build --out "$work/m3b" --size 3b \
+    --dtype bfloat16 --device cuda &
+  [ -d "$work/images" ] || python3 benchmarks/bench_serve_gpu.py images --out "$work/images" --n "${N_IMAGES:-6500}" &
+  wait; ls "$work"; exit 0
+fi
 python3 -c "import vllm, sys; print('vllm', vllm.__version__, 'python', sys.version.split()[0])" || exit 1
 if [ ! -f "$work/m3b/config.json" ]; then
   python3 benchmarks/bench_serve_gpu.py build --out "$work/m3b" --size 3b --dtype bfloat16 --device cuda &

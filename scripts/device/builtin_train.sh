@@ -6,11 +6,53 @@
 # newest complete checkpoint as bf16 shards small enough to bring back through $OUT.
 #   SECONDS_BUDGET=480 MAX_STEPS=1300 bash scripts/device/builtin_train.sh
 # The metrics (loss, samples seen, the in-run eval's field F1 on 32 held-back samples) come back too.
+#
+# PHASE (default all) splits a call in three, so that a run can outlast one call and other calls
+# (carrying files, preparing the next job) happen while it trains:
+#   PHASE=start    copy the code, configs and starting weights to $WORK, start the training in its
+#                  own session (setsid: it survives the call) and return;
+#   PHASE=status   print the run's last log lines and in-run evaluations;
+#   PHASE=collect  wait until the run ends (it stops itself after SECONDS_BUDGET), then export.
 set -uo pipefail
 budget=${SECONDS_BUDGET:-480}; steps=${MAX_STEPS:-1300}; batch=${BATCH:-48}
-work=${WORK:-/root/builtin}; out=${OUT:-/tmp/out}
+work=${WORK:-/root/builtin}; out=${OUT:-/tmp/out}; phase=${PHASE:-all}
 mkdir -p "$work" "$out"
-python3 scripts/device/install_missing.py .wheels/gpu
+show_status() {
+  grep -vE "it/s\]|━" "$work/train.log" 2>/dev/null | tail -${1:-6}
+  python3 - "$work/run/metrics.jsonl" <<'PY'
+import json, sys
+try:
+    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+except OSError:
+    rows = []
+train = [r for r in rows if r.get("kind") == "train"]
+if train:
+    print({k: train[-1].get(k) for k in ("step", "samples_seen", "loss", "samples_per_s")})
+for r in [r for r in rows if r.get("kind") == "eval"][-4:]:
+    print({k: v for k, v in r.items() if k in ("step", "field_f1", "json_valid", "ted_accuracy", "image_gain",
+           "image_gain_values", "image_gain_structure")})
+PY
+}
+if [ "$phase" = status ]; then show_status 8; exit 0; fi
+if [ "$phase" = collect ]; then
+  # The run stops itself at SECONDS_BUDGET; wait for it (at most WAIT_S seconds).
+  for _ in $(seq "${WAIT_S:-300}"); do [ -f "$work/train.done" ] && break; sleep 1; done
+  [ -f "$work/train.done" ] || { echo "the run has not ended; stopping it"; pkill -TERM -f "vlmocr.cli.app train"; sleep 20; }
+  cd "$work/tree"
+fi
+if [ "$phase" = start ]; then
+  python3 scripts/device/install_missing.py .wheels/gpu
+  rm -rf "$work/tree"; mkdir -p "$work/tree"
+  cp -r src configs scripts "$work/tree/"
+  if [ "${MODEL:-models/builtin-wip}" != scratch ]; then
+    mkdir -p "$work/tree/models"; cp -r "${MODEL:-models/builtin-wip}" "$work/tree/models/start"
+    export MODEL=models/start
+  fi
+  rm -f "$work/train.done"
+  (cd "$work/tree" && PHASE=train setsid nohup bash scripts/device/builtin_train.sh > "$work/bg.log" 2>&1 < /dev/null &)
+  sleep "${SHOW_AFTER_S:-45}"; show_status 8; exit 0
+fi
+[ "$phase" = all ] && python3 scripts/device/install_missing.py .wheels/gpu
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
 # MODEL: the weights to start from. models/builtin-wip (the default) holds run 3: a small base
@@ -24,6 +66,7 @@ if [ "$model" = scratch ]; then
   [ -f "$model/config.json" ] || python3 -m vlmocr.cli.app model build --size small --out "$model" --seed 0
 fi
 resume=(); [ -d "$work/run/checkpoints" ] && resume=(--resume)
+if [ "$phase" != collect ]; then
 timeout -s TERM "$budget" python3 -m vlmocr.cli.app train configs/full-scratch.yaml --model "$model" \
   --out "$work/run" --max-steps "$steps" --batch-size "$batch" "${resume[@]}" \
   --set 'data.synth.layouts=[form, two_column, receipt, dense]' --set data.num_workers=14 \
@@ -31,6 +74,9 @@ timeout -s TERM "$budget" python3 -m vlmocr.cli.app train configs/full-scratch.y
   --set eval.batch_size=32 \
   --set checkpoint.every_steps=250 --set checkpoint.keep_last=1 --set log_every=50 >> "$work/train.log" 2>&1
 echo "train exit $?"; grep -vE "it/s\]|━" "$work/train.log" | tail -15
+touch "$work/train.done"
+[ "$phase" = train ] && exit 0
+fi
 src="$work/run/final"; [ -d "$src" ] || src=$(ls -d "$work"/run/checkpoints/step-* 2>/dev/null | sort | tail -1)
 echo "exporting $src"
 rm -rf "$work/export"
