@@ -577,7 +577,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     config = ServeConfig(
         port=0, max_output_tokens=args.max_tokens, max_num_seqs=args.max_num_seqs,
         gpu_memory_utilization=args.gpu_memory_utilization if gpu else None, device="gpu" if gpu else "auto",
-        extra_args=extra_args, run_dir=work / "serve", startup_timeout_s=max(60.0, left() - 30),
+        extra_args=extra_args, run_dir=work / "serve", cache_dir=work / "serve" / "cache",
+        startup_timeout_s=max(60.0, left() - 30),
     )
     report.data["settings"] = {
         "model": str(args.model), "model_build": json.loads(build_info.read_text()) if build_info.is_file() else None,

@@ -164,7 +164,22 @@ def test_api_key_goes_through_the_environment(tmp_path: Path, on_cpu: None) -> N
     assert not any("s3cret" in arg for arg in argv)
     env = build_env(config, tmp_path / "run", tmp_path / "tmp")
     assert env["VLLM_API_KEY"] == "s3cret" and env["VLLM_MEDIA_URL_ALLOW_REDIRECTS"] == "0"
-    assert env["TMPDIR"] == str(tmp_path / "tmp") and env["VLLM_CACHE_ROOT"].startswith(str(tmp_path / "run"))
+    assert env["TMPDIR"] == str(tmp_path / "tmp")
+
+
+def test_compile_caches_outlive_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run folder (log, temp files) goes with the server; vLLM's compile cache must not, or
+    # every start pays the compile again.
+    monkeypatch.delenv("VLMOCR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    env = build_env(ServeConfig(), tmp_path / "run", tmp_path / "tmp")
+    assert env["VLLM_CACHE_ROOT"] == str(tmp_path / "xdg" / "vlmocr" / "vllm")
+    monkeypatch.setenv("VLMOCR_CACHE_DIR", str(tmp_path / "mine"))
+    assert build_env(ServeConfig(), tmp_path / "run", tmp_path / "tmp")["VLLM_CACHE_ROOT"] == str(
+        tmp_path / "mine" / "vllm")
+    env = build_env(ServeConfig(cache_dir=tmp_path / "given"), tmp_path / "run", tmp_path / "tmp")
+    assert env["VLLM_CACHE_ROOT"] == str(tmp_path / "given" / "vllm")
+    assert not env["VLLM_CACHE_ROOT"].startswith(str(tmp_path / "run"))
 
 
 def test_parse_bytes() -> None:

@@ -54,7 +54,9 @@ def serve(
     max_num_seqs: int = typer.Option(None, "--max-num-seqs", help="Max requests batched together."),
     media_domain: list[str] = typer.Option(None, "--allow-media-domain", help="Allow image URLs from this domain (default: none; send base64)."),
     vllm_arg: list[str] = typer.Option(None, "--vllm-arg", help="Extra argument passed to vLLM as is (repeatable)."),
-    run_dir: Path = typer.Option(None, "--run-dir", help="Folder for the server log and caches (default: a temp folder)."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Folder for the server log and temp files (default: a temp folder)."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", envvar="VLMOCR_CACHE_DIR",
+                                   help="vLLM's compile caches, kept between starts (default: ~/.cache/vlmocr)."),
     startup_timeout: float = typer.Option(900.0, "--startup-timeout", help="Seconds to wait for readiness."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the vLLM command and exit."),
 ) -> None:
@@ -71,7 +73,7 @@ def serve(
         kv_cache_bytes=parse_bytes(kv_cache) if kv_cache else None,
         dtype=dtype, enforce_eager=eager, max_num_seqs=max_num_seqs,
         allowed_media_domains=tuple(media_domain or ()), extra_args=tuple(vllm_arg or ()),
-        run_dir=run_dir, startup_timeout_s=startup_timeout,
+        run_dir=run_dir, cache_dir=cache_dir, startup_timeout_s=startup_timeout,
     )
     if dry_run:
         argv = build_command(model, config)

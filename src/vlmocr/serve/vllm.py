@@ -118,13 +118,23 @@ def build_command(model: str | None, config: ServeConfig) -> list[str]:
     return command_for(resolve_settings(model, config), config)
 
 
+def default_cache_dir() -> Path:
+    """Where served models' compile caches live: $VLMOCR_CACHE_DIR, else $XDG_CACHE_HOME/vlmocr,
+    else ~/.cache/vlmocr."""
+    if os.environ.get("VLMOCR_CACHE_DIR"):
+        return Path(os.environ["VLMOCR_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vlmocr"
+
+
 def build_env(config: ServeConfig, run_dir: Path, tmp_dir: Path) -> dict[str, str]:
-    """Environment additions for the server: no media redirects, private temp and caches."""
+    """Environment additions for the server: no media redirects, private temp and config,
+    compile caches in a folder that outlives the server (vLLM keys them by model and settings)."""
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     env = {
         "VLLM_MEDIA_URL_ALLOW_REDIRECTS": "0",
         "TMPDIR": str(tmp_dir),
         "VLLM_RPC_BASE_PATH": str(tmp_dir),
-        "VLLM_CACHE_ROOT": str(run_dir / "cache" / "vllm"),
+        "VLLM_CACHE_ROOT": str(cache_dir / "vllm"),
         "VLLM_CONFIG_ROOT": str(run_dir / "config" / "vllm"),
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
