@@ -63,15 +63,27 @@ def train_gpu_earlier() -> str:
     return _table(["run", "GPUs", "batch/GPU", "samples/s", "tokens/s", "peak GiB"], rows) + "\n\n" + note
 
 
-def serve_gpu() -> str:
-    data = _load("serve_gpu_h100")
-    rows = [[r["name"], r["concurrency"], r.get("images_per_s"), r.get("output_tokens_per_s"), r.get("p50_s"),
-             r.get("p95_s")] for r in data["runs"]]
-    call = data["calls"][-1]
-    note = (f"One {(call.get('card') or 'H100').split(',')[0]}, {call.get('vllm')}; Qwen2.5-VL-3B shape, random weights, "
+def serve_gpu(name: str = "serve_gpu_h200") -> str:
+    data = _load(name)
+    calls = data.get("calls") or [data]
+
+    def flags(run: dict) -> str:
+        extra = (calls[run.get("call", 0)].get("settings") or {}).get("extra_args") or []
+        return " ".join(extra) or "-"
+
+    def engine_cores(run: dict) -> float | None:
+        cores = [v for k, v in (run.get("server_proc_cores") or {}).items() if k.startswith("VLLM::Engine")]
+        return cores[0] if cores else None
+
+    rows = [[r["name"], flags(r), r["concurrency"], r.get("images_per_s"), r.get("output_tokens_per_s"),
+             r.get("p50_s"), r.get("p95_s"), r.get("gpu_util_mean"), engine_cores(r)] for r in data["runs"]]
+    call = calls[-1]
+    card = (call.get("card") or "GPU").split(",")[0]
+    note = (f"One {card}, {call.get('vllm')}; Qwen2.5-VL-3B shape, random weights, "
             "768×768 manifests, 450 output tokens forced; `benchmarks/serve_gpu.sh`, "
-            "`benchmarks/results/serve_gpu_h100.json` (partial: see docs/serve-extract.md).")
-    return _table(["run", "concurrency", "images/s", "output tok/s", "p50 s", "p95 s"], rows) + "\n\n" + note
+            f"`benchmarks/results/{name}.json` (see docs/serve-extract.md).")
+    return _table(["run", "extra server flags", "concurrency", "images/s", "output tok/s", "p50 s", "p95 s",
+                   "GPU util %", "engine-core CPU cores"], rows) + "\n\n" + note
 
 
 def extract_cpu(name: str = "extract_cpu") -> str:
@@ -116,6 +128,7 @@ def evaluation() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
     "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
+    "serve_gpu_h100": lambda: serve_gpu("serve_gpu_h100"),
     "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
     "synth": synth, "eval": evaluation,
 }
