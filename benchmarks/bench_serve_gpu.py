@@ -11,6 +11,9 @@ one point another's work (the shared system prompt is still cached, as in produc
 Phases (each point checks the time budget first and is skipped, with a note, if it cannot
 finish). Server points run in this order: raw and extract_noschema at each concurrency (the
 like-for-like pair), procs, then extract_schema; then offline, then hf:
+  plain    first, before `vlmocr serve` starts: plain `vllm serve` with the flags GPU_VLLM.md
+           used (`PLAIN_FLAGS`), measured with the raw client (`plain_raw_*`): tells vLLM's own
+           ceiling on this machine from what `vlmocr serve`'s flags cost;
   raw      a plain single-process async openai client, the original JPEG as base64 (the
            server resizes), no structured output: the baseline of GPU_VLLM.md;
   extract  `vlmocr extract` (library call `extract`) against `vlmocr serve`: client-side
@@ -442,6 +445,34 @@ def procs_point(server: Any, images: list[Path], c: int, procs: int, max_tokens:
                   client_processes=procs, outcomes=errors, **summary)
 
 
+# The server flags of GPU_VLLM.md's raw-vLLM measurement (38.8 images/s at 256 in flight on an H100).
+PLAIN_FLAGS = ("--max-model-len", "4096", "--limit-mm-per-prompt", '{"image":1,"video":0}',
+               "--generation-config", "vllm", "--gpu-memory-utilization", "0.85")
+
+
+def plain_server(model: Path, work: Path, max_num_seqs: int, extra: tuple[str, ...], timeout_s: float) -> Any:
+    """`python -m vllm.entrypoints.openai.api_server` with PLAIN_FLAGS, as a user of vLLM alone runs it."""
+    from vlmocr.serve.engine import ServeConfig
+    from vlmocr.serve.process import short_temp_dir
+    from vlmocr.serve.vllm import build_env, free_port, launch, wait_until_ready
+
+    port = free_port()
+    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+            "--served-model-name", "plain", "--host", "127.0.0.1", "--port", str(port), *PLAIN_FLAGS,
+            "--max-num-seqs", str(max_num_seqs), *extra]
+    run_dir, tmp_dir = work / "plain", short_temp_dir("vlmocr-plain-")
+    env = build_env(ServeConfig(cache_dir=work / "serve" / "cache"), run_dir, tmp_dir)
+    server = launch(argv, base_url=f"http://127.0.0.1:{port}/v1", model_name="plain", run_dir=run_dir, env=env,
+                    cleanup=(tmp_dir,))
+    probe = {"model": "plain", "messages": [{"role": "user", "content": "ready?"}], "max_tokens": 1}
+    try:
+        seconds = wait_until_ready(server, probe, timeout_s)
+    except BaseException:
+        server.stop()
+        raise
+    return server, argv[3:], seconds
+
+
 # ----------------------------------------------------------------------------- child phases
 def cmd_offline(args: argparse.Namespace) -> None:
     """Child: `vlmocr extract --offline` on the images of args.images, one batch; prints one record."""
@@ -593,6 +624,29 @@ def cmd_run(args: argparse.Namespace) -> None:
     schema, _ = decoding_schema(manifest_schema())
     Observer.default_interval_s = args.metrics_interval_s
     report.data["settings"]["metrics_interval_s"] = args.metrics_interval_s
+    if "plain" in phases:
+        t0 = time.monotonic()
+        try:
+            plain, argv, _ = plain_server(args.model, work, args.max_num_seqs, tuple(shlex.split(args.plain_args)),
+                                          max(60.0, left() - 60))
+        except Exception as exc:  # noqa: BLE001 - the other phases may still run
+            report.note(f"plain vLLM server did not start: {type(exc).__name__}: {str(exc)[-3000:]}")
+            plain = None
+        if plain is not None:
+            with plain:
+                Observer.server_pgid = os.getpgid(plain.process.pid)
+                report.data["settings"]["plain_server_argv"] = argv
+                report.data["settings"]["plain_server_startup_s"] = round(time.monotonic() - t0, 1)
+                report.save()
+                root = plain.base_url.removesuffix("/v1")
+                asyncio.run(_raw(plain.base_url, "plain", pool.take(args.warmup), args.warmup, args.max_tokens, None))
+                for c in points(args.plain_concurrency):
+                    n = max(args.min_images, args.waves * c)
+                    if left() < n / 15.0 + 150:  # ~15 images/s, and time left for the vlmocr server
+                        report.note(f"plain_raw c={c}: skipped, {left():.0f} s left")
+                        continue
+                    report.add(raw_point(plain, pool.take(n), c, args.max_tokens, None, f"plain_raw_c{c}", root))
+            Observer.server_pgid = None
     serve_phases = phases & {"raw", "extract", "noschema", "procs"}
     if serve_phases:
         t0 = time.monotonic()
@@ -772,6 +826,8 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=450)
     p.add_argument("--concurrency", default="1,64,256,512", help="raw and extract (schema on) points")
     p.add_argument("--noschema-concurrency", default="64,256,512")
+    p.add_argument("--plain-concurrency", default="256", help="points of the plain-vLLM phase")
+    p.add_argument("--plain-args", default="", help="more flags for the plain vLLM server")
     p.add_argument("--procs", type=int, default=4)
     p.add_argument("--procs-concurrency", default="512")
     p.add_argument("--waves", type=int, default=2, help="images per point = waves x concurrency")

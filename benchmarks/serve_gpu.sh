@@ -13,7 +13,7 @@
 #   PHASES=raw,extract benchmarks/serve_gpu.sh --extra-args '--max-num-batched-tokens 16384'
 set -uo pipefail
 out=${OUT:-/tmp/out}; work=${WORK:-/root/bench-serve}; budget=${BUDGET_S:-510}
-site=${VLLM_SITE:-/root/vllm-site}; phases=${PHASES:-raw,extract,noschema,procs,offline,hf}
+site=${VLLM_SITE:-/root/vllm-site}; phases=${PHASES:-plain,raw,extract,noschema,procs,offline,hf}
 mkdir -p "$out" "$work"
 [ -d .wheels/gpu ] && python3 scripts/device/install_missing.py .wheels/gpu >/dev/null
 export PYTHONPATH=$site:$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OUT=$out
