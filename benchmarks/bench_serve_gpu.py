@@ -587,6 +587,15 @@ def points(spec: str) -> list[int]:
     return [int(x) for x in spec.split(",") if x.strip()] if spec else []
 
 
+def start_or_note(report: Report, what: str, start: Any) -> Any:
+    """`start()`, or None with a note in the report when it fails: the other phases may still run."""
+    try:
+        return start()
+    except Exception as exc:  # noqa: BLE001
+        report.note(f"{what} did not start: {type(exc).__name__}: {str(exc)[-3000:]}")
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     from vlmocr.client.answers import decoding_schema
     from vlmocr.schema import manifest_schema
@@ -626,13 +635,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     report.data["settings"]["metrics_interval_s"] = args.metrics_interval_s
     if "plain" in phases:
         t0 = time.monotonic()
-        try:
-            plain, argv, _ = plain_server(args.model, work, args.max_num_seqs, tuple(shlex.split(args.plain_args)),
-                                          max(60.0, left() - 60))
-        except Exception as exc:  # noqa: BLE001 - the other phases may still run
-            report.note(f"plain vLLM server did not start: {type(exc).__name__}: {str(exc)[-3000:]}")
-            plain = None
-        if plain is not None:
+        started = start_or_note(report, "plain vLLM server", lambda: plain_server(
+            args.model, work, args.max_num_seqs, tuple(shlex.split(args.plain_args)), max(60.0, left() - 60)))
+        if started is not None:
+            plain, argv, _ = started
             with plain:
                 Observer.server_pgid = os.getpgid(plain.process.pid)
                 report.data["settings"]["plain_server_argv"] = argv
@@ -650,11 +656,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     serve_phases = phases & {"raw", "extract", "noschema", "procs"}
     if serve_phases:
         t0 = time.monotonic()
-        try:
-            server = start_server(str(args.model), config)
-        except Exception as exc:  # noqa: BLE001 - the other phases may still run
-            report.note(f"server did not start: {type(exc).__name__}: {str(exc)[-3000:]}")
-            server = None
+        server = start_or_note(report, "server", lambda: start_server(str(args.model), config))
         if server is not None:
             with server:
                 Observer.server_pgid = os.getpgid(server.process.pid)
