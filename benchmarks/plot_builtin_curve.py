@@ -15,12 +15,14 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run 2 continued from run 1's weights (13,776 samples in); run 3 started from random weights.
-OFFSETS = {"run2": 13_776}
+# Run 2 continued from run 1's weights (13,776 samples in); run 3 started from random weights;
+# run 4 continued from run 3's (65,520 samples in) with a fresh optimizer.
+OFFSETS = {"run2": 13_776, "run4": 65_520}
 LABELS = {
     "run1": "run 1: CLIP pixel stats, 1-D positions",
     "run2": "run 2: continues run 1",
     "run3": "run 3: documents' pixel stats, M-RoPE positions",
+    "run4": "run 4: continues run 3",
 }
 
 
@@ -39,7 +41,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_f1, ax_use) = plt.subplots(1, 3, figsize=(16, 4))
     for path in sorted((ROOT / "docs").glob("builtin-run*-metrics.jsonl")):
         run = re.search(r"builtin-(run\d+)-metrics", path.name).group(1)
         train, evals = load(path)
@@ -50,13 +52,24 @@ def main() -> None:
         if evals:
             ax_f1.plot([offset + e["step"] * per_step for e in evals], [e["field_f1"] for e in evals], "o-",
                        color=line.get_color(), label=LABELS.get(run, run))
+        used = [e for e in evals if "image_gain_values" in e]
+        if used:  # the in-run image-use probe (eval.image_use), logged from run 4 on
+            x = [offset + e["step"] * per_step for e in used]
+            ax_use.plot(x, [e["image_gain_values"] for e in used], "o-", color=line.get_color(),
+                        label=f"{run}: value tokens")
+            ax_use.plot(x, [e.get("image_gain_structure") for e in used], "s--", color=line.get_color(),
+                        label=f"{run}: structure tokens")
     ax_loss.set(xlabel="samples seen", ylabel="training loss (answer tokens)", ylim=(0.9, 2.0),
                 title="loss: the format is learned by ~10k samples")
     ax_f1.set(xlabel="samples seen", ylabel="field F1, 32 held-back samples", ylim=(0, 1),
               title="in-run field F1 (target 0.95)")
     ax_f1.axhline(0.95, color="grey", linestyle=":")
     ax_f1.set_xlim(ax_loss.get_xlim())
-    for ax in (ax_loss, ax_f1):
+    ax_use.set(xlabel="samples seen", ylabel="loss(other image) - loss(own image), nats/token",
+               title="image use: reading shows as a value-token gain")
+    ax_use.axhline(0, color="grey", linestyle=":")
+    ax_use.set_xlim(ax_loss.get_xlim())
+    for ax in (ax_loss, ax_f1, ax_use):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

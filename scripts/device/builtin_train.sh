@@ -4,7 +4,8 @@
 # Each call: install missing wheels, build the small base once, train (resuming from the
 # last complete checkpoint of the warm machine) until SECONDS_BUDGET, then export the
 # newest complete checkpoint as bf16 shards small enough to bring back through $OUT.
-#   SECONDS_BUDGET=480 MAX_STEPS=1300 bash scripts/device/builtin_train.sh
+#   SECONDS_BUDGET=480 MAX_STEPS=1300 bash scripts/device/builtin_train.sh [more vlmocr train options]
+# e.g. --set 'resolution={min_pixels: 2359296, max_pixels: 2359296}' --set max_length=4096 (2x linear)
 # The metrics (loss, samples seen, the in-run eval's field F1 on 32 held-back samples) come back too.
 #
 # PHASE (default all) splits a call in three, so that a run can outlast one call and other calls
@@ -49,7 +50,7 @@ if [ "$phase" = start ]; then
     export MODEL=models/start
   fi
   rm -f "$work/train.done"
-  (cd "$work/tree" && PHASE=train setsid nohup bash scripts/device/builtin_train.sh > "$work/bg.log" 2>&1 < /dev/null &)
+  (cd "$work/tree" && PHASE=train setsid nohup bash scripts/device/builtin_train.sh "$@" > "$work/bg.log" 2>&1 < /dev/null &)
   sleep "${SHOW_AFTER_S:-45}"; show_status 8; exit 0
 fi
 [ "$phase" = all ] && python3 scripts/device/install_missing.py .wheels/gpu
@@ -72,7 +73,7 @@ timeout -s TERM "$budget" python3 -m vlmocr.cli.app train configs/full-scratch.y
   --set 'data.synth.layouts=[form, two_column, receipt, dense]' --set data.num_workers=14 \
   --set optim.warmup_steps=100 --set eval.every_steps="${EVAL_EVERY:-500}" --set eval.n_samples=32 \
   --set eval.batch_size=32 \
-  --set checkpoint.every_steps=250 --set checkpoint.keep_last=1 --set log_every=50 >> "$work/train.log" 2>&1
+  --set checkpoint.every_steps=250 --set checkpoint.keep_last=1 --set log_every=50 "$@" >> "$work/train.log" 2>&1
 echo "train exit $?"; grep -vE "it/s\]|━" "$work/train.log" | tail -15
 touch "$work/train.done"
 [ "$phase" = train ] && exit 0
