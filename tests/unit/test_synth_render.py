@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 from dataclasses import replace
 from itertools import combinations
 
@@ -11,7 +13,7 @@ import pytest
 from vlmocr.data.synth import LAYOUTS, SynthConfig
 from vlmocr.data.synth.content import ITEMS, Document, make_document
 from vlmocr.data.synth.generate import render_document
-from vlmocr.data.synth.layouts import flatten_target, layout_fields, render_page
+from vlmocr.data.synth.layouts import SCALES, flatten_target, layout_fields, render_page
 from vlmocr.errors import ConfigError
 
 #: Smallest type (px) a value may get at 768x768: readable at ~28 px a visual token.
@@ -84,6 +86,25 @@ def test_value_boxes_hold_ink() -> None:
             if box.field is not None:
                 low, _ = page.image.crop(box.box).getextrema()
                 assert low < 100, box
+
+
+def test_a_page_that_had_to_shrink_is_freed_by_reference_counting() -> None:
+    """Retrying smaller type after an Overflow leaves no reference cycle behind.
+
+    A kept exception's traceback holds the renderer's frame and, through f_back, its callers'
+    frames; in a data-loader worker those hold the batch being built, which then lived until
+    the cyclic GC got to it (worker RSS ratcheted up by GBs: benchmarks/data_worker_memory.py).
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        page = render_page(longest_document(), "form", 0, (768, 768))
+        assert page.scale < SCALES[0]  # at least one Overflow was raised and caught
+        image = weakref.ref(page.image)
+        del page
+        assert image() is None
+    finally:
+        gc.enable()
 
 
 def test_same_seed_same_pixels_and_unknown_layout_is_an_error() -> None:

@@ -196,13 +196,18 @@ def render_page(doc: Document, layout: str, seed: int, size: tuple[int, int]) ->
     unit = min(width, height) / REFERENCE_SIDE
     full: Box = (0, 0, width, height)
     chosen = None
-    last: Exception | None = None
+    last = ""
     for scale in SCALES:
         canvas = Canvas(size, full)
         try:
             draw(canvas, doc, make_style(seed, unit, scale))
         except Overflow as exc:
-            last = exc
+            # Keep the message, never the exception: its traceback holds this frame (which
+            # would hold it back: a reference cycle) and, through f_back, every caller's
+            # frame. In a data-loader worker those include the batch being built (13 MB of
+            # pixels a sample), which then lived until the cyclic GC got to it, and the
+            # heap grown to hold it stayed with the worker.
+            last = str(exc)
             continue
         chosen = scale
         break
