@@ -320,21 +320,20 @@ class Observer:
 
 
 def group_cpu(pgid: int | None) -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) of each live process of a process group, read from /proc."""
+    """CPU seconds (user + system) and name of each live process of a process group (/proc)."""
+    from vlmocr.serve.process import group_members
+
     if pgid is None or not Path("/proc").is_dir():
         return {}
     tick = os.sysconf("SC_CLK_TCK")
     found: dict[int, tuple[str, float]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in group_members(pgid):
         try:
-            text = stat.read_text()
-            rest = text[text.rindex(")") + 2 :].split()
-            if int(rest[2]) != pgid:
-                continue
-            label = text[text.index("(") + 1 : text.rindex(")")]
-            found[int(stat.parent.name)] = (label, (int(rest[11]) + int(rest[12])) / tick)
-        except (OSError, ValueError, IndexError):
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # ended since it was listed
             continue
+        rest = text[text.rindex(")") + 2 :].split()  # fields after the name: state ppid pgrp ...
+        found[pid] = (text[text.index("(") + 1 : text.rindex(")")], (int(rest[11]) + int(rest[12])) / tick)
     return found
 
 
