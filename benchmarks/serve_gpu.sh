@@ -19,19 +19,16 @@ mkdir -p "$out" "$work"
 export PYTHONPATH=$site:$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OUT=$out
 export VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 nvidia-smi -L
-if [ -n "${PREP_ONLY:-}" ]; then
-  # Only the model and the images (no vLLM needed), e.g. while the vLLM parts are still travelling.
-  [ -f "$work/m3b/config.json" ] || python3 benchmarks/bench_serve_gpu.py build --out "$work/m3b" --size 3b \
-    --dtype bfloat16 --device cuda &
-  [ -d "$work/images" ] || python3 benchmarks/bench_serve_gpu.py images --out "$work/images" --n "${N_IMAGES:-6500}" &
-  wait; ls "$work"; exit 0
+# PREP_ONLY=1: only the model and the images, which need no vLLM (e.g. while its parts still travel).
+if [ -z "${PREP_ONLY:-}" ]; then
+  python3 -c "import vllm, sys; print('vllm', vllm.__version__, 'python', sys.version.split()[0])" || exit 1
 fi
-python3 -c "import vllm, sys; print('vllm', vllm.__version__, 'python', sys.version.split()[0])" || exit 1
 if [ ! -f "$work/m3b/config.json" ]; then
   python3 benchmarks/bench_serve_gpu.py build --out "$work/m3b" --size 3b --dtype bfloat16 --device cuda &
 fi
 [ -d "$work/images" ] || python3 benchmarks/bench_serve_gpu.py images --out "$work/images" --n "${N_IMAGES:-6500}" &
 wait
+[ -n "${PREP_ONLY:-}" ] && { ls "$work"; exit 0; }
 rm -rf "$work/offline-images" "$work/hf-images"  # $work/serve keeps the compile cache for the next call
 python3 benchmarks/bench_serve_gpu.py run --model "$work/m3b" --work "$work" --images "$work/images" \
   --json benchmarks/results/serve_gpu.json --budget-s $((budget - SECONDS)) --phases "$phases" \
