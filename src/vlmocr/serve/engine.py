@@ -74,7 +74,7 @@ class ServeConfig:
     run_dir: Path | None = None
     #: vLLM's compile and kernel caches (VLLM_CACHE_ROOT is CACHE_DIR/vllm). Default: a folder
     #: that outlives the server (`default_cache_dir()`), so only the first start of a model on a
-    #: machine compiles (3B shape, one H200: 96 s with the caches kept; docs/serve-extract.md).
+    #: machine compiles (3B shape, one H200: 96–97 s with the caches kept; docs/serve-extract.md).
     cache_dir: Path | None = None
     startup_timeout_s: float = 900.0
     stop_timeout_s: float = 30.0
