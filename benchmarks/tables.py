@@ -49,6 +49,28 @@ def train_gpu(name: str = "train_gpu_h200") -> str:
                   rows) + "\n\n" + note
 
 
+def train_gpu_side_by_side(name: str = "train_gpu_h200_llamafactory") -> str:
+    """vlmocr train beside the naive loop and LLaMA-Factory, in one session."""
+    data = _load(name)
+
+    def on(value: object) -> str:
+        return "on" if value else "off"
+
+    rows = [[r["name"], r["samples_per_s"], round(r["tokens_per_s"]), f"{r.get('speedup_vs_naive', 0):.2f}×",
+             r.get("peak_gib"), round(r["tokens_per_sample"]), on(r.get("gradient_checkpointing")),
+             on(r.get("compile")), on(r.get("liger")), r.get("predicted_samples_per_s")]
+            for r in data["records"]]
+    failed = "; ".join(f"`{f['name']}` failed: {f['error']}" for f in data.get("failed", []))
+    lib = data.get("libraries", {})
+    note = (f"One {data['card']}, torch {lib.get('torch')}, transformers {lib.get('transformers')} (LLaMA-Factory: "
+            "its pins, transformers 5.6.0 and peft 0.18.1); `benchmarks/train_gpu.sh` with `LLAMAFACTORY=1`, "
+            f"`benchmarks/results/{name}.json` (its note says which rows shared a call). `naive`: plain "
+            "transformers + PEFT loop; `llamafactory`: LLaMA-Factory 0.9.5's LoRA with its defaults, `_nogc` "
+            "without gradient checkpointing; `vlmocr_*`: `vlmocr train`." + (f" {failed}." if failed else ""))
+    return _table(["run", "samples/s", "tokens/s", "vs naive", "peak GiB", "tokens/sample", "grad. ckpt",
+                   "compile", "Liger", "predicted"], rows) + "\n\n" + note
+
+
 def train_gpu_earlier() -> str:
     rows = []
     for name in ("train_gpu_lora3b", "train_gpu_lora3b_fulllogits", "train_gpu_scratch_small"):
@@ -126,7 +148,7 @@ def evaluation() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
-    "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
+    "train_gpu_side_by_side": train_gpu_side_by_side, "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
     "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
     "serve_gpu_h100": lambda: serve_gpu("serve_gpu_h100"),
     "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),

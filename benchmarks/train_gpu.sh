@@ -7,6 +7,10 @@
 # changed at a time. Each run is bounded, and the results file is rewritten after each, so a
 # call cut short still returns what it measured.
 #   OUT=/tmp/out bash benchmarks/train_gpu.sh      → $OUT/train_gpu_h100.json (benchmarks/results/)
+# ROWS: the configurations to run (default: all, in the order below), e.g. ROWS="naive vlmocr vlmocr_compile".
+# LLAMAFACTORY=1: then LLaMA-Factory 0.9.5 on the same model, data and batch, in the same call
+#   (benchmarks/train_gpu_llamafactory.sh; its overlay must be installed), its records in the same file.
+# $OUT gets the results file, the naive and LLaMA-Factory records, the profile and logs.tgz.
 # Needs vlmocr's pure-Python dependencies as wheels in .wheels/gpu (scripts/device/core_wheels.sh).
 set -uo pipefail
 out=${OUT:-/tmp/out}; work=${WORK:-/tmp/bench}; steps=${STEPS:-25}; name=${NAME:-train_gpu_h100}
@@ -22,25 +26,29 @@ t0=$SECONDS
 wait
 echo "setup $((SECONDS - t0)) s"
 cat > "$work/predictions.json" <<'JSON'
-{"naive": 2.4, "vlmocr": 6.5, "vlmocr_noliger": 5.9, "vlmocr_cudnn": 5.5, "vlmocr_gc": 4.2,
- "vlmocr_gc2": 5.0, "vlmocr_b8_gc2": 5.6, "vlmocr_again": 6.5, "vlmocr_compile": 7.4}
+{"naive": 2.6, "vlmocr": 6.9, "vlmocr_compile": 8.2, "vlmocr_plain": 6.4, "vlmocr_cudnn": 6.0, "vlmocr_gc": 4.4,
+ "vlmocr_gc2": 5.2, "vlmocr_b8_gc2": 5.8, "vlmocr_again": 6.9, "llamafactory": 1.8, "llamafactory_nogc": 4.2}
 JSON
 runs=()
 report() {
   python3 benchmarks/train_speed.py records --name "$name" --results "$out" --warmup 5 \
     --predictions "$work/predictions.json" \
-    --naive "$out/naive.json" "$out/naive_gc.json" --runs "${runs[@]}" \
-    --note "LoRA r=16 on the Qwen2.5-VL-3B shape (random weights), bf16, batch 4, 1008x1008 synthetic manifests; naive = plain transformers+PEFT loop; vlmocr_* = vlmocr train with one lever changed" \
+    --naive "$out/naive.json" "$out/naive_gc.json" "$out/llamafactory.json" "$out/llamafactory_nogc.json" --runs "${runs[@]}" \
+    --note "LoRA r=16 on the Qwen2.5-VL-3B shape (random weights), bf16, batch 4, 1008x1008 synthetic manifests; naive = plain transformers+PEFT loop; vlmocr_* = vlmocr train with one lever changed; llamafactory* = LLaMA-Factory 0.9.5" \
     > "$work/records.txt" 2>&1; cat "$work/records.txt"
 }
+rows=${ROWS:-naive vlmocr vlmocr_compile vlmocr_plain vlmocr_cudnn vlmocr_gc vlmocr_gc2 vlmocr_b8_gc2 vlmocr_again profile}
+wanted() { [[ " $rows " == *" $1 "* ]]; }
 naive() {  # name, extra args
   local n=$1; shift
+  wanted "$n" || return 0
   timeout 150 python3 benchmarks/naive_lora.py --model "$work/m3b" --dataset "$work/data" --batch-size 4 \
     --name "$n" --out "$out/$n.json" "$@" > "$work/$n.log" 2>&1 || tail -5 "$work/$n.log"
   echo "$n done at $((SECONDS - t0)) s"
 }
 lora() {  # name, extra args
   local n=$1; shift
+  wanted "$n" || return 0
   rm -rf "${work:?}/$n"
   timeout 150 python3 -m vlmocr.cli.app train configs/lora-qwen2.5-vl-3b.yaml --dataset "$work/data" \
     --model "$work/m3b" --max-steps "$steps" --batch-size 4 --grad-accum 1 --set log_every=1 \
@@ -52,21 +60,29 @@ lora() {  # name, extra args
 # The plain loop OOMs at batch 4 on this shape with the allocator's default; it gets
 # expandable segments (one environment variable a user would find) and batch 2 if even that fails.
 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True naive naive --steps "$steps"
-[ -f "$out/naive.json" ] || PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True naive naive --steps "$steps" --batch-size 2
-# vlmocr train's defaults: one varlen call per vision layer, no cuDNN SDPA, LoRA dropout 0, chunked
-# loss, Liger's kernels when liger-kernel is installed (it is, from .wheels/gpu), so `vlmocr` has them
-# and `vlmocr_noliger` turns them off. The same-config pair `vlmocr`/`vlmocr_again` (first and
-# after the other runs) shows how much two measurements of one configuration differ in this call.
+wanted naive && [ ! -f "$out/naive.json" ] && PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True naive naive --steps "$steps" --batch-size 2
+# vlmocr train's defaults on a GPU: one varlen call per vision layer, no cuDNN SDPA, LoRA dropout 0,
+# chunked loss; a 25-step run gets Liger's kernels (liger: null, liger-kernel is installed from
+# .wheels/gpu). A run of >= 1,000 batches compiles each language-model block instead (compile: null;
+# Liger's RMSNorm fails to build under torch.compile): `vlmocr_compile` is that, measured in steady
+# state. `vlmocr_plain` has neither. The gradient-checkpointing rows are never compiled by default.
+# The same-config pair `vlmocr`/`vlmocr_again` (first and after the other runs) shows how much two
+# measurements of one configuration differ in this call.
 lora vlmocr
-lora vlmocr_noliger --set liger=false
+lora vlmocr_compile --set compile=true
+lora vlmocr_plain --set liger=false
 lora vlmocr_cudnn --set cudnn_attention=true
 lora vlmocr_gc --set gradient_checkpointing=true
 lora vlmocr_gc2 --set gradient_checkpointing=true --set checkpoint_every=2
 lora vlmocr_b8_gc2 --set gradient_checkpointing=true --set checkpoint_every=2 --batch-size 8
 lora vlmocr_again
-lora vlmocr_compile --set compile=true   # last: its compilation may use most of its 150 s
 prof() { timeout 100 python3 benchmarks/profile_train_step.py "$@" 2>&1 | tail -1; }
-prof configs/lora-qwen2.5-vl-3b.yaml --set model="$work/m3b" --set data.dataset="$work/data" --set batch_size=4 \
+wanted profile && prof configs/lora-qwen2.5-vl-3b.yaml --set model="$work/m3b" --set data.dataset="$work/data" --set batch_size=4 \
   --set liger=true --set data.num_workers=6 --out "$out/profile_lora3b.txt"
+if [ "${LLAMAFACTORY:-0}" = 1 ]; then
+  OUT=$out WORK=$work STEPS=$steps BATCH=4 LF_COPY_LOGS=0 bash benchmarks/train_gpu_llamafactory.sh
+fi
 report
-cp "$work"/*.log "$out/" 2>/dev/null; true
+# The logs in one archive: a runner may bring back only a few files (the device tool: 8), and the
+# results file must be one of them.
+(cd "$work" && tar -czf "$out/logs.tgz" ./*.log records.txt 2>/dev/null); true

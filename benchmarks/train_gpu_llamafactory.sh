@@ -24,6 +24,7 @@
 #   SIZE=3b (model) PX=1008 (pages) TRAIN=96 PYTHON=python3
 #   LF_PYTHONPATH: folders put after the overlay (a torchaudio that matches this torch, say);
 #   LF_PYTHON: the interpreter of the LLaMA-Factory runs (default PYTHON).
+#   LF_COPY_LOGS=0: leave the run logs in $WORK (train_gpu.sh archives them).
 set -uo pipefail
 out=${OUT:-/tmp/out}; work=${WORK:-/tmp/bench}; steps=${STEPS:-25}; warmup=${WARMUP:-5}
 batch=${BATCH:-4}; workers=${WORKERS:-6}; variants=${VARIANTS:-default nogc}
@@ -111,7 +112,7 @@ YAML
     timeout "${RUN_TIMEOUT:-300}" "${LF_PYTHON:-$py}" benchmarks/train_llamafactory.py "$run.yaml" --out "$out/$name.json" \
       --name "$name" --warmup "$warmup" --modules "$run/modules.json" > "$work/$name.log" 2>&1
   rc=$?
-  cp "$work/$name.log" "$out/" 2>/dev/null
+  [ "${LF_COPY_LOGS:-1}" = 1 ] && cp "$work/$name.log" "$out/" 2>/dev/null
   if [ $rc != 0 ]; then echo "$name failed ($rc):"; tail -20 "$work/$name.log"; fi
   [ -f "$out/$name.json" ] && tail -1 "$work/$name.log"
   echo "$name done at $((SECONDS - t0)) s"

@@ -95,7 +95,7 @@ def write_records(args: argparse.Namespace) -> None:
     records = []
     for path in args.naive:
         if path.is_file():
-            records.append({**json.loads(path.read_text()), "path": "plain transformers + PEFT loop"})
+            records.append({"path": "plain transformers + PEFT loop", **json.loads(path.read_text())})
     runs = []
     for run in args.runs:
         if (run / "metrics.jsonl").is_file():

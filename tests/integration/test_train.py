@@ -86,7 +86,8 @@ def test_lora_loss_falls_only_adapters_train_best_by_score(tiny_model: Path, tmp
         assert (run / name).is_file(), name
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     prov = json.loads((run / "provenance.json").read_text())
-    assert prov["liger"] is False and prov["vision_attention"] == "per_window"  # CPU: transformers' own paths
+    assert prov["liger"] is False and prov["compile"] is False  # CPU: neither switch turns itself on
+    assert prov["vision_attention"] == "per_window"  # CPU: transformers' own paths
     contract = load_contract(run)
     assert contract.prompt.question == SHORT_PROMPT["question"] and contract.base_model == str(tiny_model)
     assert contract.extra["method"] == "lora" and contract.resolution == load_contract(tiny_model).resolution

@@ -160,3 +160,52 @@ def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path) -> None:
 def test_example_configs_load(path: Path) -> None:
     cfg = load_config(path)
     assert cfg.out.startswith("runs/") and cfg.method in ("lora", "full")
+
+
+LONG = 1000  # modeling.COMPILE_MIN_BATCHES: runs this long pay back the compile
+
+
+@pytest.mark.parametrize(
+    ("device", "overrides", "batches", "liger_installed", "expected"),
+    [
+        # A long LoRA run on a CUDA GPU: compiled, so no Liger (its RMSNorm does not build under compile).
+        ("cuda", {}, LONG, True, (False, True)),
+        # A short one would not pay back the minute of compiling: Liger where installed.
+        ("cuda", {}, LONG - 1, True, (True, False)),
+        ("cuda", {}, None, True, (True, False)),
+        # Gradient checkpointing was not measured compiled.
+        ("cuda", {"gradient_checkpointing": True}, LONG, True, (True, False)),
+        ("cuda", {"gradient_checkpointing": True}, LONG, False, (False, False)),
+        # Full training and QLoRA are not compiled unless asked.
+        ("cuda", {"method": "full"}, LONG, True, (True, False)),
+        ("cuda", {"method": "qlora"}, LONG, False, (False, False)),
+        # An explicit choice of one switch turns the other's automatic value off.
+        ("cuda", {"liger": True}, LONG, True, (True, False)),
+        ("cuda", {"compile": False}, LONG, True, (True, False)),
+        ("cuda", {"compile": True, "method": "full"}, 10, True, (False, True)),
+        # Nothing turns itself on on a CPU.
+        ("cpu", {}, LONG, True, (False, False)),
+        ("cpu", {"compile": True}, None, True, (False, True)),
+    ],
+)
+def test_speed_switches_resolve_liger_and_compile(device: str, overrides: dict, batches: int | None,
+                                                   liger_installed: bool, expected: tuple[bool, bool],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    from types import SimpleNamespace
+
+    from vlmocr.train import modeling
+
+    assert modeling.COMPILE_MIN_BATCHES == LONG
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(modeling.importlib.util, "find_spec",
+                        lambda name, *a: (object() if liger_installed else None) if name == "liger_kernel"
+                        else real_find_spec(name, *a))
+    cfg = load_config(None, overrides)
+    assert modeling.speed_switches(cfg, SimpleNamespace(type=device), batches) == expected
+
+
+def test_liger_and_compile_both_on_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="liger: true and compile: true do not combine"):
+        load_config(None, {"liger": True, "compile": True})
+    assert load_config(None, {"liger": True, "compile": False}).liger is True

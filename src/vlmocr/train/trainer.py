@@ -206,8 +206,12 @@ class _Trainer:
                          want_valid=cfg.eval.n_samples > 0)
         encoder = SampleEncoder(processor, resolution, cfg.max_length)
         report = preflight(data.train, encoder)
+        world, accum, batch = self.dist.world_size, cfg.grad_accum, cfg.batch_size
+        per_step = batch * world * accum
+        total = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(data.train) / per_step))
         loaded = load_for_training(cfg, processor, resolution, device=self.device,
-                                   resume_from=point.path if point else None)
+                                   resume_from=point.path if point else None,
+                                   planned_batches=(total - (point.state.step if point else 0)) * accum)
         model = loaded.model
         contract = ModelContract(
             prompt=data.prompt, resolution=resolution, schema=manifest_schema(), base_model=cfg.model,
@@ -219,12 +223,10 @@ class _Trainer:
             atomic_write_text(run / "config.yaml", dump_config(cfg))
             atomic_write_json(run / "provenance.json", {**provenance(), "world_size": self.dist.world_size,
                                                         "vision_attention": loaded.vision_attention,
-                                                        "liger": loaded.liger})
+                                                        "liger": loaded.liger,
+                                                        "compile": loaded.compile})
             save_contract(run, contract)
 
-        world, accum, batch = self.dist.world_size, cfg.grad_accum, cfg.batch_size
-        per_step = batch * world * accum
-        total = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(data.train) / per_step))
         params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
