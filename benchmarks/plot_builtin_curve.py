@@ -16,13 +16,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run 2 continued from run 1's weights (13,776 samples in); run 3 started from random weights;
-# run 4 continued from run 3's (65,520 samples in) with a fresh optimizer.
-OFFSETS = {"run2": 13_776, "run4": 65_520}
+# runs 4, 5 and 6 continued from run 3's (65,520 samples in) with a fresh optimizer; 5 and 6 at 2x
+# the resolution (3,025 visual tokens a page).
+OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520}
 LABELS = {
     "run1": "run 1: CLIP pixel stats, 1-D positions",
     "run2": "run 2: continues run 1",
     "run3": "run 3: documents' pixel stats, M-RoPE positions",
     "run4": "run 4: continues run 3",
+    "run5": "run 5: run 3 at 2x resolution, lr 1e-3",
+    "run6": "run 6: run 3 at 2x resolution, lr 3e-4",
 }
 
 
