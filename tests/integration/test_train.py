@@ -368,3 +368,38 @@ def load_tokenizer(model: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model)
+
+
+@pytest.mark.parametrize("automatic", [True, False])
+def test_a_block_that_fails_to_compile_runs_uncompiled_only_when_compile_was_automatic(automatic: bool) -> None:
+    import torch
+
+    from vlmocr.train.modeling import compile_blocks
+
+    def broken_backend(graph: Any, example_inputs: Any) -> Any:
+        raise RuntimeError("this backend cannot compile")
+
+    class Block(torch.nn.Module):  # defined outside torch, as a model's decoder layer is: dynamo traces it
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(8, 8)
+
+        def forward(self, x: Any) -> Any:
+            return torch.nn.functional.gelu(self.proj(x)) + x
+
+    torch.manual_seed(0)
+    layers = torch.nn.ModuleList([Block() for _ in range(2)])
+    x = torch.randn(3, 8)
+    expected = layers[1](layers[0](x))
+    saved = torch._dynamo.config.suppress_errors
+    try:
+        torch._dynamo.reset()
+        compile_blocks(layers, automatic=automatic, backend=broken_backend)
+        if automatic:  # the run goes on with the blocks' own forward
+            assert torch.equal(layers[1](layers[0](x)), expected)
+        else:  # compile: true asked for it: the error stops the run
+            with pytest.raises(Exception, match="this backend cannot compile"):
+                layers[0](x)
+    finally:
+        torch._dynamo.config.suppress_errors = saved
+        torch._dynamo.reset()

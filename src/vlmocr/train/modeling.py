@@ -164,6 +164,24 @@ def speed_switches(config: Any, device: Any, planned_batches: int | None = None)
     return bool(liger), bool(compile_)
 
 
+def compile_blocks(layers: Any, *, automatic: bool, backend: Any = "inductor") -> None:
+    """torch.compile each block (dynamic shapes: the sequence length changes every batch).
+
+    When the compile was chosen automatically (`compile: null`) a block that fails to compile runs
+    uncompiled instead of stopping the run (dynamo's suppress_errors, with its warning); with
+    `compile: true` a failure stops the run, as asked.
+    """
+    import torch
+
+    if automatic:
+        torch._dynamo.config.suppress_errors = True
+    log.info("compiling the %d language-model blocks (torch.compile%s: the first batch takes about a "
+             "minute longer; compile: false turns it off)", len(layers),
+             ", falling back to uncompiled blocks on an error" if automatic else "")
+    for layer in layers:
+        layer.compile(dynamic=True, backend=backend)
+
+
 def use_liger_kernels(device: Any) -> None:
     """Patch transformers' Qwen2.5-VL classes with Liger's fused RMSNorm, SwiGLU and RoPE.
 
@@ -251,10 +269,7 @@ def load_for_training(config: Any, processor: Any, resolution: Resolution, *, de
             for i, layer in enumerate(lm.layers):
                 layer.gradient_checkpointing = i % config.checkpoint_every == 0
     if compile_:
-        log.info("compiling the %d language-model blocks (torch.compile: the first batch takes about a "
-                 "minute longer; compile: false turns it off)", len(lm.layers))
-        for layer in lm.layers:
-            layer.compile(dynamic=True)
+        compile_blocks(lm.layers, automatic=config.compile is None)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     log.info("%s on %s: %d of %d parameters train (%s); vision attention %s", config.method, device, trainable,
