@@ -44,7 +44,7 @@ def train_gpu(name: str = "train_gpu_h200") -> str:
             f"peft {lib.get('peft')}; `benchmarks/train_gpu.sh`, `benchmarks/results/{name}.json`. "
             "`naive`: plain transformers + PEFT loop; `vlmocr_*`: `vlmocr train` with one lever changed "
             "(`gc`: gradient checkpointing, `gc2`: every 2nd block, `cudnn`: cuDNN attention allowed; "
-            "Liger: its Triton kernels, on by default when installed).")
+            "Liger: its Triton kernels, on by default when installed and nothing is compiled).")
     return _table(["run", "samples/s", "vs naive", "peak GiB", "batch", "tokens/sample", "Liger", "predicted"],
                   rows) + "\n\n" + note
 

@@ -38,7 +38,7 @@ if [ "$phase" = status ]; then show_status 8; exit 0; fi
 if [ "$phase" = collect ]; then
   # The run stops itself at SECONDS_BUDGET; wait for it (at most WAIT_S seconds).
   for _ in $(seq "${WAIT_S:-300}"); do [ -f "$work/train.done" ] && break; sleep 1; done
-  [ -f "$work/train.done" ] || { echo "the run has not ended; stopping it"; pkill -TERM -f "vlmocr.cli.app train"; sleep 20; }
+  [ -f "$work/train.done" ] || { echo "the run has not ended; stopping it"; pkill -TERM -f "[v]lmocr.cli.app train"; sleep 20; }  # [v]: never the shell whose command names it
   cd "$work/tree"
 fi
 if [ "$phase" = start ]; then
