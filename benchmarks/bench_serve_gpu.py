@@ -18,7 +18,8 @@ like-for-like pair), procs, then extract_schema; then offline, then hf:
            server resizes), no structured output: the baseline of GPU_VLLM.md;
   extract  `vlmocr extract` (library call `extract`) against `vlmocr serve`: client-side
            resize, base64, structured output on (`extract_schema_*`) and off (`extract_noschema_*`);
-  procs    the same split over K client processes (`extract_procs{K}_*`);
+  procs    `extract` without structured output split over K client processes
+           (`extract_procs{K}_noschema_*`; `--procs-schema`: with it, `extract_procs{K}_schema_*`);
   offline  `vlmocr extract --offline` (`vllm.LLM` in a child process, all images one batch);
   hf       transformers `generate`, batch 1 and 8 (`hf_generate_b*`, child process).
 While a server point runs, vLLM's /metrics is polled (running / waiting requests, KV-cache
@@ -386,7 +387,8 @@ def raw_point(server: Any, images: list[Path], c: int, max_tokens: int, schema: 
     with Observer(root) as obs:
         latencies, tokens, wall, failures = asyncio.run(
             _raw(server.base_url, server.model_name, images, c, max_tokens, schema))
-    return record(name, c, latencies, wall, tokens, failures=failures, **obs.summary())
+    return record(name, c, latencies, wall, tokens, failures=failures, structured_output=schema is not None,
+                  **obs.summary())
 
 
 def _rows(out: Path) -> list[dict[str, Any]]:
@@ -403,7 +405,7 @@ def extract_point(server: Any, images: list[Path], c: int, max_tokens: int, sche
         result = extract(images, config)
     rows = _rows(out)
     return record(name, c, result.latencies, result.elapsed_s, [r.get("completion_tokens") or 0 for r in rows],
-                  outcomes=result.errors | {"ok": result.ok}, **obs.summary())
+                  outcomes=result.errors | {"ok": result.ok}, structured_output=schema, **obs.summary())
 
 
 def _shard(base_url: str, files: list[str], c: int, max_tokens: int, schema: bool, out: str,
@@ -441,7 +443,7 @@ def procs_point(server: Any, images: list[Path], c: int, procs: int, max_tokens:
     summary["client_cpu_s"] = round(sum(p["cpu_s"] for p in parts), 2)
     summary["client_cpu_cores"] = round(summary["client_cpu_s"] / wall, 2)
     return record(name, c, [x for p in parts for x in p["latencies"]], wall, [x for p in parts for x in p["tokens"]],
-                  client_processes=procs, outcomes=errors, **summary)
+                  client_processes=procs, outcomes=errors, structured_output=schema, **summary)
 
 
 # The server flags of GPU_VLLM.md's raw-vLLM measurement (38.8 images/s at 256 in flight on an H100).
@@ -685,7 +687,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                         plan.append(("extract_noschema", c))
                 for c in points(args.procs_concurrency):
                     if "procs" in phases:
-                        plan.append((f"extract_procs{args.procs}", c))
+                        plan.append((f"extract_procs{args.procs}_{'schema' if args.procs_schema else 'noschema'}", c))
                 for c in points(args.concurrency):
                     if "extract" in phases:
                         plan.append(("extract_schema", c))
@@ -710,7 +712,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                     if kind == "raw":
                         rec = raw_point(server, images, c, args.max_tokens, None, name, root)
                     elif kind.startswith("extract_procs"):
-                        rec = procs_point(server, images, c, args.procs, args.max_tokens, True, name, root, work)
+                        rec = procs_point(server, images, c, args.procs, args.max_tokens, args.procs_schema, name, root,
+                                          work)
                     else:
                         rec = extract_point(server, images, c, args.max_tokens, kind == "extract_schema", name, root,
                                             work / f"{name}.jsonl")
@@ -831,6 +834,8 @@ def main() -> None:
     p.add_argument("--plain-args", default="", help="more flags for the plain vLLM server")
     p.add_argument("--procs", type=int, default=4)
     p.add_argument("--procs-concurrency", default="512")
+    p.add_argument("--procs-schema", action="store_true",
+                   help="structured output in the procs points too (default off: comparable with extract_noschema)")
     p.add_argument("--waves", type=int, default=2, help="images per point = waves x concurrency")
     p.add_argument("--min-images", type=int, default=4)
     p.add_argument("--warmup", type=int, default=8)

@@ -97,15 +97,19 @@ def serve_gpu(name: str = "serve_gpu_h200") -> str:
         cores = [v for k, v in (run.get("server_proc_cores") or {}).items() if k.startswith("VLLM::Engine")]
         return cores[0] if cores else None
 
-    rows = [[r["name"], flags(r), r["concurrency"], r.get("images_per_s"), r.get("output_tokens_per_s"),
+    def schema(run: dict) -> str:
+        value = run.get("structured_output")
+        return "-" if value is None else "on" if value else "off"
+
+    rows = [[r["name"], flags(r), schema(r), r["concurrency"], r.get("images_per_s"), r.get("output_tokens_per_s"),
              r.get("p50_s"), r.get("p95_s"), r.get("gpu_util_mean"), engine_cores(r)] for r in data["runs"]]
     call = calls[-1]
     card = (call.get("card") or "GPU").split(",")[0]
     note = (f"One {card}, {call.get('vllm')}; Qwen2.5-VL-3B shape, random weights, "
             "768×768 manifests, 450 output tokens forced; `benchmarks/serve_gpu.sh`, "
             f"`benchmarks/results/{name}.json` (see docs/serve-extract.md).")
-    return _table(["run", "extra server flags", "concurrency", "images/s", "output tok/s", "p50 s", "p95 s",
-                   "GPU util %", "engine-core CPU cores"], rows) + "\n\n" + note
+    return _table(["run", "extra server flags", "structured output", "concurrency", "images/s", "output tok/s",
+                   "p50 s", "p95 s", "GPU util %", "engine-core CPU cores"], rows) + "\n\n" + note
 
 
 def extract_cpu(name: str = "extract_cpu") -> str:
