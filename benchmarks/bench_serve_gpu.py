@@ -13,7 +13,8 @@ finish). Server points run in this order: raw and extract_noschema at each concu
 like-for-like pair), procs, then extract_schema; then offline, then hf:
   plain    first, before `vlmocr serve` starts: plain `vllm serve` with the flags GPU_VLLM.md
            used (`PLAIN_FLAGS`), measured with the raw client (`plain_raw_*`): tells vLLM's own
-           ceiling on this machine from what `vlmocr serve`'s flags cost;
+           ceiling on this machine from what `vlmocr serve`'s flags cost; `--plain-same-image` adds
+           `plain_raw_same_image_*`, one image repeated in every request (prefix/encoder caches hit);
   raw      a plain single-process async openai client, the original JPEG as base64 (the
            server resizes), no structured output: the baseline of GPU_VLLM.md;
   extract  `vlmocr extract` (library call `extract`) against `vlmocr serve`: client-side
@@ -653,6 +654,11 @@ def cmd_run(args: argparse.Namespace) -> None:
                         report.note(f"plain_raw c={c}: skipped, {left():.0f} s left")
                         continue
                     report.add(raw_point(plain, pool.take(n), c, args.max_tokens, None, f"plain_raw_c{c}", root))
+                    if args.plain_same_image and left() >= n / 15.0 + 150:
+                        # One image for every request: vLLM's prefix and encoder caches then hit for all
+                        # but the first, which a benchmark that repeats one JPEG measures without saying.
+                        report.add(raw_point(plain, pool.take(1) * n, c, args.max_tokens, None,
+                                             f"plain_raw_same_image_c{c}", root))
             Observer.server_pgid = None
     serve_phases = phases & {"raw", "extract", "noschema", "procs"}
     if serve_phases:
@@ -832,6 +838,8 @@ def main() -> None:
     p.add_argument("--noschema-concurrency", default="64,256,512")
     p.add_argument("--plain-concurrency", default="256", help="points of the plain-vLLM phase")
     p.add_argument("--plain-args", default="", help="more flags for the plain vLLM server")
+    p.add_argument("--plain-same-image", action="store_true",
+                   help="also measure the plain server with one image repeated in every request (caches hit)")
     p.add_argument("--procs", type=int, default=4)
     p.add_argument("--procs-concurrency", default="512")
     p.add_argument("--procs-schema", action="store_true",
