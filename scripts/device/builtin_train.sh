@@ -5,7 +5,9 @@
 # last complete checkpoint of the warm machine) until SECONDS_BUDGET, then export the
 # newest complete checkpoint as bf16 shards small enough to bring back through $OUT.
 #   SECONDS_BUDGET=480 MAX_STEPS=1300 bash scripts/device/builtin_train.sh [more vlmocr train options]
-# e.g. --set 'resolution={min_pixels: 2359296, max_pixels: 2359296}' --set max_length=4096 (2x linear)
+# e.g. 2x linear resolution as run 6 (docs/builtin.md): BATCH=24 ... --set 'resolution={min_pixels: 2359296,
+#   max_pixels: 2359296}' --set max_length=4096 --set data.prefetch_factor=1 --set optim.learning_rate=3.0e-4
+#   --set optim.warmup_steps=50   (lr 1e-3 there made the loss spike and lost the image use: run 5)
 # The metrics (loss, samples seen, the in-run eval's field F1 on 32 held-back samples) come back too.
 #
 # PHASE (default all) splits a call in three, so that a run can outlast one call and other calls
