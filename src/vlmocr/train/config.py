@@ -124,7 +124,8 @@ class TrainConfig:
     liger: bool | None = None
     vision_attention: str = "auto"  # auto: one varlen flash call per vision layer on CUDA; per_window
     # compile: torch.compile each language-model block. None: on for LoRA on a CUDA GPU without
-    # gradient checkpointing (the measured case: 8.2 vs 6.9 samples/s on the 3B shape, docs/train.md).
+    # gradient checkpointing when the run plans >= 1,000 batches (the measured case: 8.2 vs 6.9
+    # samples/s on the 3B shape, after a one-off 64 s; docs/train.md, modeling.speed_switches).
     compile: bool | None = None
     device: str = "auto"
     cpu_threads: int | None = None  # torch intra-op threads on CPU; None: torch's default
