@@ -403,3 +403,36 @@ def test_a_block_that_fails_to_compile_runs_uncompiled_only_when_compile_was_aut
     finally:
         torch._dynamo.config.suppress_errors = saved
         torch._dynamo.reset()
+
+
+def test_compiled_training_matches_eager_and_its_evaluation_does_not_recompile(tiny_model: Path,
+                                                                              tmp_path: Path) -> None:
+    """compile: true is the same math; the in-run evaluation (generation with a KV cache) runs the
+    compiled blocks eagerly instead of recompiling them for every cache length."""
+    import torch
+
+    from vlmocr.train.trainer import train
+
+    common = {"max_steps": 2, "lora.dropout": 0.0, "eval.every_steps": 2, "eval.max_new_tokens": 16}
+    train(config(tiny_model, tmp_path / "eager", **common, **{"eval.n_samples": 2}))
+    counters = torch._dynamo.utils.counters
+    torch._dynamo.reset()
+    counters.clear()
+    train(config(tiny_model, tmp_path / "plain", compile=True, **common, **{"eval.n_samples": 0}))
+    graphs_training = counters["stats"]["unique_graphs"]
+    torch._dynamo.reset()
+    counters.clear()
+    train(config(tiny_model, tmp_path / "evaluated", compile=True, **common, **{"eval.n_samples": 2}))
+    graphs_with_eval = counters["stats"]["unique_graphs"]
+    torch._dynamo.reset()
+
+    assert graphs_training > 0  # the blocks were compiled
+    assert graphs_with_eval == graphs_training  # generation compiled nothing more
+    eager, compiled = losses(tmp_path / "eager"), losses(tmp_path / "evaluated")
+    assert sorted(compiled) == [1, 2]
+    for step in (1, 2):
+        assert math.isclose(eager[step], compiled[step], rel_tol=1e-4), (step, eager[step], compiled[step])
+    assert json.loads((tmp_path / "evaluated" / "provenance.json").read_text())["compile"] is True
+    evals = [json.loads(line) for line in (tmp_path / "evaluated" / "metrics.jsonl").read_text().splitlines()
+             if '"eval"' in line]
+    assert [e["step"] for e in evals] == [2]

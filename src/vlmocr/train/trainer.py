@@ -272,16 +272,19 @@ class _Trainer:
         def evaluate() -> EvalResult | None:
             result = None
             if eval_samples and self.dist.is_main:
-                result = evaluate_samples(model, processor, eval_samples, step=state.step, metric=cfg.eval.metric,
-                                          resolution=resolution, max_new_tokens=max_new,
-                                          batch_size=cfg.eval.batch_size, device=self.device,
-                                          autocast=loaded.autocast_dtype)
-                image_metrics: dict[str, float] = {}
-                if cfg.eval.image_use:
-                    started = time.perf_counter()
-                    image_metrics, _ = image_use(model, encoder, eval_samples, device=self.device,
-                                                 autocast=loaded.autocast_dtype)
-                    image_metrics["image_use_seconds"] = time.perf_counter() - started
+                # Compiled blocks run eagerly here: generation's KV-cache shapes would recompile them at
+                # every new cache length until dynamo's limit (slow, and more so on a large model).
+                with torch.compiler.set_stance("force_eager") if loaded.compile else contextlib.nullcontext():
+                    result = evaluate_samples(model, processor, eval_samples, step=state.step,
+                                              metric=cfg.eval.metric, resolution=resolution,
+                                              max_new_tokens=max_new, batch_size=cfg.eval.batch_size,
+                                              device=self.device, autocast=loaded.autocast_dtype)
+                    image_metrics: dict[str, float] = {}
+                    if cfg.eval.image_use:
+                        started = time.perf_counter()
+                        image_metrics, _ = image_use(model, encoder, eval_samples, device=self.device,
+                                                     autocast=loaded.autocast_dtype)
+                        image_metrics["image_use_seconds"] = time.perf_counter() - started
                 improved = state.best_score is None or result.score > state.best_score
                 self.metrics.write({"kind": "eval", "step": state.step, "score": result.score,
                                     "metric": result.metric, **result.metrics, **image_metrics,
