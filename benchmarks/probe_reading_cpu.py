@@ -19,6 +19,7 @@ evaluation on held-out images) and scores the final weights on 200 more held-out
     python benchmarks/probe_reading_cpu.py --font-px 40 --steps 2000 --n-train 20000 --eval-every 250
     python benchmarks/probe_reading_cpu.py --font-px 14 ...             # a manifest's text size
     python benchmarks/probe_reading_cpu.py --font-px 14 --upscale 2 ... # 4x the visual tokens
+    python benchmarks/probe_reading_cpu.py --font-px 20 --render-scale 2 ... # the same, drawn crisp at 2x
 
 Writes benchmarks/results/builtin_reading_probe_cpu.json (one record per task and setting;
 an existing file keeps its other records).
@@ -43,31 +44,33 @@ QUESTION = "Read the code in the picture. Answer in JSON."
 PAGE = (224, 112)  # 8 x 4 merged tokens: 32 visual tokens a page
 
 
-def draw_page(code: str, font_px: int, rng: random.Random):  # -> PIL.Image.Image
+def draw_page(code: str, font_px: int, rng: random.Random, scale: int = 1):  # -> PIL.Image.Image
+    """The code on a PAGE-sized page; `scale` draws page and type `scale` times larger (crisp)."""
     from PIL import Image, ImageDraw
 
     from vlmocr.data.synth.fonts import get_font
 
     face = rng.choice(["sans", "serif", "mono"])
-    font = get_font(face, font_px)
-    page = Image.new("RGB", PAGE, (255, 255, 255))
+    font = get_font(face, font_px * scale)
+    size = (PAGE[0] * scale, PAGE[1] * scale)
+    page = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(page)
     left, top, right, bottom = draw.textbbox((0, 0), code, font=font)
-    x = rng.randint(0, max(0, PAGE[0] - (right - left))) - left
-    y = rng.randint(0, max(0, PAGE[1] - (bottom - top))) - top
+    x = rng.randint(0, max(0, size[0] - (right - left))) - left
+    y = rng.randint(0, max(0, size[1] - (bottom - top))) - top
     ink = rng.randint(0, 80)
     draw.text((x, y), code, font=font, fill=(ink, ink, ink))
     return page
 
 
-def write_split(folder: Path, n: int, font_px: int, seed: int, digits: int = 4) -> None:
+def write_split(folder: Path, n: int, font_px: int, seed: int, digits: int = 4, scale: int = 1) -> None:
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "annotations.jsonl", "w") as fh:
         for i in range(n):
             code = "".join(rng.choice("0123456789") for _ in range(digits))
             name = f"{i:06d}.png"
-            draw_page(code, font_px, rng).save(folder / name)
+            draw_page(code, font_px, rng, scale).save(folder / name)
             fh.write(json.dumps({"image": name, "prefix": QUESTION, "suffix": json.dumps({"code": code})}) + "\n")
 
 
@@ -107,6 +110,8 @@ def main() -> None:
     parser.add_argument("--digits", type=int, default=4)
     parser.add_argument("--upscale", type=int, default=1, help="resolution contract of N^2 times the page's "
                         "pixels: the processor upsamples, the same text becomes N^2 times the visual tokens")
+    parser.add_argument("--render-scale", type=int, default=1, help="draw page and type N times larger "
+                        "(crisp glyphs; the contract follows): against --upscale N, the same visual tokens")
     parser.add_argument("--pixel-norm", default=None, help="the built model's image normalization "
                         "(vlmocr model build --pixel-norm); default: the size's own")
     parser.add_argument("--n-train", type=int, default=12000)
@@ -121,16 +126,17 @@ def main() -> None:
 
     pixel_norm = args.pixel_norm or SIZES[args.size].pixel_norm
     name = (f"font{args.font_px}" + (f"_digits{args.digits}" if args.digits != 4 else "")
-            + f"_{pixel_norm}" + (f"_x{args.upscale}" if args.upscale != 1 else ""))
+            + f"_{pixel_norm}" + (f"_x{args.upscale}" if args.upscale != 1 else "")
+            + (f"_render{args.render_scale}" if args.render_scale != 1 else ""))
     work = args.out / name
     data = work / "data"
     start = time.perf_counter()
-    write_split(data / "train", args.n_train, args.font_px, seed=1, digits=args.digits)
-    write_split(data / "valid", 64, args.font_px, seed=2, digits=args.digits)
-    write_split(data / "test", 200, args.font_px, seed=3, digits=args.digits)
+    write_split(data / "train", args.n_train, args.font_px, seed=1, digits=args.digits, scale=args.render_scale)
+    write_split(data / "valid", 64, args.font_px, seed=2, digits=args.digits, scale=args.render_scale)
+    write_split(data / "test", 200, args.font_px, seed=3, digits=args.digits, scale=args.render_scale)
     data_s = time.perf_counter() - start
     model = work / "model"
-    pixels = PAGE[0] * PAGE[1] * args.upscale ** 2
+    pixels = PAGE[0] * PAGE[1] * (args.upscale * args.render_scale) ** 2
     build_model(model, args.size, seed=0, resolution=Resolution(min_pixels=pixels, max_pixels=pixels),
                 pixel_norm=pixel_norm, overwrite=True)
     config = {
@@ -158,7 +164,8 @@ def main() -> None:
     from vlmocr.fileio import cpu_machine
 
     record = {
-        "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE), "visual_tokens": 32 * args.upscale ** 2,
+        "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE),
+        "render_scale": args.render_scale, "visual_tokens": 32 * (args.upscale * args.render_scale) ** 2,
         "model_size": args.size, "steps": args.steps, "batch_size": args.batch, "learning_rate": args.lr,
         "train_images": args.n_train, "samples_seen": args.steps * args.batch,
         "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
