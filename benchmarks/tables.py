@@ -34,41 +34,31 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
 
 
 def train_gpu(name: str = "train_gpu_h200") -> str:
-    data = _load(name)
-    rows = [[r["name"], r["samples_per_s"], f"{r.get('speedup_vs_naive', 0):.2f}×", r.get("peak_gib"),
-             r["batch_size"], round(r["tokens_per_sample"]), "on" if r.get("liger") else "off",
-             r.get("predicted_samples_per_s")]
-            for r in data["records"]]
-    lib = data.get("libraries", {})
-    note = (f"One {data['card']}, torch {lib.get('torch')}, transformers {lib.get('transformers')}, "
-            f"peft {lib.get('peft')}; `benchmarks/train_gpu.sh`, `benchmarks/results/{name}.json`. "
-            "`naive`: plain transformers + PEFT loop; `vlmocr_*`: `vlmocr train` with one lever changed "
-            "(`gc`: gradient checkpointing, `gc2`: every 2nd block, `cudnn`: cuDNN attention allowed; "
-            "Liger: its Triton kernels, on by default when installed and nothing is compiled).")
-    return _table(["run", "samples/s", "vs naive", "peak GiB", "batch", "tokens/sample", "Liger", "predicted"],
-                  rows) + "\n\n" + note
-
-
-def train_gpu_side_by_side(name: str = "train_gpu_h200_llamafactory") -> str:
-    """vlmocr train beside the naive loop and LLaMA-Factory, in one session."""
+    """One training-speed results file: every record, with the switches each run had."""
     data = _load(name)
 
     def on(value: object) -> str:
         return "on" if value else "off"
 
     rows = [[r["name"], r["samples_per_s"], round(r["tokens_per_s"]), f"{r.get('speedup_vs_naive', 0):.2f}×",
-             r.get("peak_gib"), round(r["tokens_per_sample"]), on(r.get("gradient_checkpointing")),
+             r.get("peak_gib"), r["batch_size"], round(r["tokens_per_sample"]), on(r.get("gradient_checkpointing")),
              on(r.get("compile")), on(r.get("liger")), r.get("predicted_samples_per_s")]
             for r in data["records"]]
-    failed = "; ".join(f"`{f['name']}` failed: {f['error']}" for f in data.get("failed", []))
     lib = data.get("libraries", {})
-    note = (f"One {data['card']}, torch {lib.get('torch')}, transformers {lib.get('transformers')} (LLaMA-Factory: "
-            "its pins, transformers 5.6.0 and peft 0.18.1); `benchmarks/train_gpu.sh` with `LLAMAFACTORY=1`, "
-            f"`benchmarks/results/{name}.json` (its note says which rows shared a call). `naive`: plain "
-            "transformers + PEFT loop; `llamafactory`: LLaMA-Factory 0.9.5's LoRA with its defaults, `_nogc` "
-            "without gradient checkpointing; `vlmocr_*`: `vlmocr train`." + (f" {failed}." if failed else ""))
-    return _table(["run", "samples/s", "tokens/s", "vs naive", "peak GiB", "tokens/sample", "grad. ckpt",
-                   "compile", "Liger", "predicted"], rows) + "\n\n" + note
+    note = (f"One {data['card']}, torch {lib.get('torch')}, transformers {lib.get('transformers')}, "
+            f"peft {lib.get('peft')}; `benchmarks/train_gpu.sh`, `benchmarks/results/{name}.json`. "
+            "`naive`: plain transformers + PEFT loop; `vlmocr_*`: `vlmocr train`")
+    if any(r["name"].startswith("llamafactory") for r in data["records"]):
+        note += ("; `llamafactory`: LLaMA-Factory 0.9.5's LoRA with its defaults, `_nogc` without gradient "
+                 "checkpointing (its pinned transformers 5.6.0 and peft 0.18.1). The file's note says which "
+                 "rows shared a call.")
+    else:
+        note += (" with one lever changed (`gc`: gradient checkpointing, `gc2`: every 2nd block, `cudnn`: "
+                 "cuDNN attention allowed; Liger: its Triton kernels, on by default when installed and nothing "
+                 "is compiled).")
+    failed = " ".join(f"`{f['name']}` failed: {f['error']}." for f in data.get("failed", []))
+    return _table(["run", "samples/s", "tokens/s", "vs naive", "peak GiB", "batch", "tokens/sample", "grad. ckpt",
+                   "compile", "Liger", "predicted"], rows) + "\n\n" + note + (f" {failed}" if failed else "")
 
 
 def train_gpu_earlier() -> str:
@@ -152,7 +142,7 @@ def evaluation() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
-    "train_gpu_side_by_side": train_gpu_side_by_side, "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
+    "train_gpu_side_by_side": lambda: train_gpu("train_gpu_h200_llamafactory"), "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
     "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
     "serve_gpu_h100": lambda: serve_gpu("serve_gpu_h100"),
     "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
@@ -162,9 +152,10 @@ TABLES: dict[str, Callable[[], str]] = {
 
 def render(text: str) -> str:
     for name, fn in TABLES.items():
-        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+        # The markers may be adjacent (a new, empty block) or hold an earlier table.
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n)(?:.*?\n)?(<!-- /bench:{name} -->)", re.S)
         if pattern.search(text):
-            text = pattern.sub(lambda m: m.group(1) + fn() + m.group(2), text)
+            text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
     return text
 
 

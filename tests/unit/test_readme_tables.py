@@ -22,3 +22,19 @@ def test_readme_names_the_two_commands_ci_and_make_use() -> None:
     assert "make demo" in readme and "make test" in readme
     assert "\ndemo:" in makefile and "\ntest:" in makefile
     assert "make test" in ci
+
+
+def test_every_readme_table_block_has_a_generator_and_a_table() -> None:
+    import re
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import tables
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"<!-- bench:(\w+) -->\n(.*?)<!-- /bench:\1 -->", readme, re.S))
+    assert set(blocks) <= set(tables.TABLES), set(blocks) - set(tables.TABLES)
+    assert all(body.strip() for body in blocks.values()), [n for n, b in blocks.items() if not b.strip()]
+    # Adjacent markers (a block just added) are filled too, not skipped.
+    assert "| run |" in tables.render("<!-- bench:train_gpu -->\n<!-- /bench:train_gpu -->")
