@@ -33,7 +33,7 @@ runs=()
 report() {
   python3 benchmarks/train_speed.py records --name "$name" --results "$out" --warmup 5 \
     --predictions "$work/predictions.json" \
-    --naive "$out/naive.json" "$out/naive_gc.json" "$out/llamafactory.json" "$out/llamafactory_nogc.json" --runs "${runs[@]}" \
+    --naive "$out/naive.json" "$out/llamafactory.json" "$out/llamafactory_nogc.json" --runs "${runs[@]}" \
     --note "LoRA r=16 on the Qwen2.5-VL-3B shape (random weights), bf16, batch 4, 1008x1008 synthetic manifests; naive = plain transformers+PEFT loop; vlmocr_* = vlmocr train with one lever changed; llamafactory* = LLaMA-Factory 0.9.5" \
     > "$work/records.txt" 2>&1; cat "$work/records.txt"
 }

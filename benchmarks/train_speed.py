@@ -62,6 +62,9 @@ def summarize_run(run: Path, warmup: int) -> dict[str, Any]:
         "samples_per_s": sum(per_step_samples for _ in steps) / total_time,
         "tokens_per_s": sum(r["tokens_per_s"] * s for r, s in zip(steps, seconds)) / total_time,
         "step_seconds_median": statistics.median(seconds),
+        # The first step, warm-up excluded above: where a compile or cuDNN planning shows.
+        "first_step_seconds": next((per_step_samples / r["samples_per_s"] for r in rows
+                                    if r.get("kind") == "train" and r["step"] == 1), None),
         "step_seconds_p90": sorted(seconds)[int(0.9 * (len(seconds) - 1))],
         "data_wait_share_median": statistics.median(r.get("data_wait_share", 0.0) for r in steps),
         "gpu_peak_gib": max((r.get("gpu_peak_gib", 0.0) for r in steps), default=None),
