@@ -142,6 +142,7 @@ def evaluation() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
+    "train_gpu_compile": lambda: train_gpu("train_gpu_h200_compile"),
     "train_gpu_side_by_side": lambda: train_gpu("train_gpu_h200_llamafactory"), "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
     "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
     "serve_gpu_h100": lambda: serve_gpu("serve_gpu_h100"),

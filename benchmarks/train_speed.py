@@ -88,7 +88,8 @@ def _record(run: dict[str, Any]) -> dict[str, Any]:
         "gradient_checkpointing": cfg.get("gradient_checkpointing"), "vision_attention": run.get("vision_attention"),
         "liger": run["liger"] if run.get("liger") is not None else cfg.get("liger", False), "compile": cfg.get("compile"), "loss_chunk_size": cfg.get("loss_chunk_size"),
         "lora_dropout": (cfg.get("lora") or {}).get("dropout"),
-        "step_seconds_median": run["step_seconds_median"], "data_wait_share_median": run["data_wait_share_median"],
+        "step_seconds_median": run["step_seconds_median"], "first_step_seconds": run.get("first_step_seconds"),
+        "data_wait_share_median": run["data_wait_share_median"],
         "loss_first": run["loss_first"], "loss_last": run["loss_last"], "path": "vlmocr train",
     }
 
