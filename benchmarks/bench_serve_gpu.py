@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import concurrent.futures
 import datetime
 import json
@@ -47,6 +48,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -249,6 +251,12 @@ class Observer:
     # Seconds between /metrics scrapes: each one makes vLLM's API server render every histogram,
     # work its event loop then does not spend streaming tokens. Set from `run --metrics-interval-s`.
     default_interval_s = 2.0
+    # Seconds of py-spy sampling of the engine-core process during each point (0: off; set from
+    # `run --pyspy-s`), started `pyspy_delay_s` after the point so the ramp is left out: its
+    # collapsed stacks say which Python functions hold the engine's CPU when the GPU waits.
+    pyspy_s = 0.0
+    pyspy_delay_s = 4.0
+    pyspy_dir: Path | None = None
 
     def __init__(self, root: str | None, interval_s: float | None = None) -> None:
         self.root, self.interval_s = root, interval_s or Observer.default_interval_s
@@ -263,7 +271,26 @@ class Observer:
         self.procs0 = group_cpu(Observer.server_pgid)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+        self._spy: subprocess.Popen | None = None
+        self._spy_file: Path | None = None
+        self._spy_timer: threading.Timer | None = None
+        if Observer.pyspy_s > 0 and Observer.pyspy_dir is not None:
+            self._spy_timer = threading.Timer(Observer.pyspy_delay_s, self._start_spy)
+            self._spy_timer.start()
         return self
+
+    def _start_spy(self) -> None:
+        exe = shutil.which("py-spy") or next((str(p) for p in [Path(sys.executable).parent / "py-spy"] if p.is_file()), None)
+        engine = [pid for pid, (label, _) in group_cpu(Observer.server_pgid).items() if label.startswith("VLLM::Engine")]
+        if exe is None or not engine or Observer.pyspy_dir is None:
+            self.spy_error = "py-spy not found" if exe is None else "no engine-core process found"
+            return
+        Observer.pyspy_dir.mkdir(parents=True, exist_ok=True)
+        self._spy_file = Observer.pyspy_dir / f"engine_{engine[0]}_{int(time.time())}.txt"
+        self._spy = subprocess.Popen(
+            [exe, "record", "--pid", str(engine[0]), "--duration", str(int(Observer.pyspy_s)), "--rate", "100",
+             "--format", "raw", "--function", "--nonblocking", "--subprocesses", "--output", str(self._spy_file)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def _loop(self) -> None:
         last_smi = 0.0
@@ -282,6 +309,19 @@ class Observer:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        if self._spy_timer is not None:
+            self._spy_timer.cancel()
+        if self._spy is not None:
+            try:  # a point shorter than the sampling: py-spy writes what it has on SIGINT
+                self._spy.wait(timeout=max(1.0, Observer.pyspy_s - (time.monotonic() - self.t0) + 5))
+            except subprocess.TimeoutExpired:
+                self._spy.send_signal(signal.SIGINT)
+                try:
+                    self._spy.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._spy.kill()
+            if self._spy.returncode not in (0, None, -signal.SIGINT) and self._spy.stderr is not None:
+                self.spy_error = self._spy.stderr.read()[-300:]
         self.wall = time.monotonic() - self.t0
         self.cpu = time.process_time() - self.cpu0
         self.procs1 = group_cpu(Observer.server_pgid)
@@ -297,6 +337,10 @@ class Observer:
                 busy[f"{label} [{pid}]"] = round(cores, 2)
         if busy:
             out["server_proc_cores"] = dict(sorted(busy.items(), key=lambda kv: -kv[1])[:8])
+        if getattr(self, "spy_error", None):
+            out["engine_profile_error"] = self.spy_error
+        elif self._spy_file is not None and self._spy_file.is_file():
+            out["engine_profile"] = summarise_stacks(self._spy_file.read_text(), Observer.pyspy_s * 100)
         if self.gpu_util:
             out["gpu_util_mean"] = round(sum(self.gpu_util) / len(self.gpu_util), 1)
         b, a = self.before, self.after
@@ -319,6 +363,66 @@ class Observer:
                 out[f"server_{key}_max"] = round(max(series), 3)
                 out[f"server_{key}_mean"] = round(sum(series) / len(series), 3)
         return out
+
+
+# Engine-core stages by the vLLM (0.26) functions that hold them; a sample counts for each stage
+# whose function is on its stack (nested stages overlap: the vision tower is inside the model step).
+ENGINE_STAGES = {
+    "model_step": ("GPUModelRunner.execute_model",),
+    "vision_encoder": ("EncoderRunner.execute_mm_encoder", "GPUModelRunner._execute_mm_encoder"),
+    "vision_tower_forward": ("Qwen2_5_VisionTransformer.forward",),
+    "mm_input_batching": ("group_and_batch_mm_kwargs",),
+    "language_model_forward": ("Qwen2Model.forward",),
+    "sampling": ("GPUModelRunner.sample_tokens",),
+    "structured_output": ("StructuredOutputManager.grammar_bitmask",),
+    "scheduler": ("Scheduler.schedule", "Scheduler.update_from_output"),
+    "input_prep": ("GPUModelRunner.prepare_inputs",),
+    "wait_gpu": ("Event.synchronize",),
+}
+# Frames on (nearly) every stack: process start-up, the busy loop, call wrappers. Left out of `inclusive`.
+_WRAPPERS = re.compile(r"^(process \d+:|<module>|_main |spawn_main|BaseProcess\.|EngineCoreProc\.(run_engine_core|"
+                       r"run_busy_loop|_process_engine_step)|context_decorator|run_method|UniProcExecutor\.|"
+                       r"Worker(WrapperBase)?\.|Module\._(wrapped_)?call_impl|Thread\._bootstrap|step_eplb_after)")
+
+
+def summarise_stacks(raw: str, expected_samples: float, top: int = 15) -> dict[str, Any]:
+    """py-spy's collapsed stacks ("frame;frame;... count" a line) → where the engine's CPU goes.
+
+    `busy_share`: samples with a non-idle thread over the samples the duration would give
+    (py-spy leaves idle threads out); `stages`: share of the busy samples under each of
+    ENGINE_STAGES; `self`: the innermost frame's share; `inclusive`: a frame's share counting
+    every stack it is on (once a stack), call wrappers left out.
+    """
+    self_counts: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    stages: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [re.sub(r" \(.*?/(site-packages|dist-packages)/", " (", f) for f in stack.split(";") if f]
+        if not frames:
+            continue
+        total += n
+        self_counts[frames[-1]] += n
+        names = {f.split(" (")[0] for f in frames}
+        for f in set(frames):
+            if not _WRAPPERS.match(f):
+                incl[f] += n
+        for stage, functions in ENGINE_STAGES.items():
+            if names.intersection(functions):
+                stages[stage] += n
+    if not total:
+        return {"samples": 0}
+
+    def share(c: collections.Counter[str]) -> list[list[Any]]:
+        return [[f, round(k / total, 3)] for f, k in c.most_common(top)]
+
+    return {"samples": total, "busy_share": round(min(1.0, total / expected_samples), 3) if expected_samples else None,
+            "stages": {k: round(stages[k] / total, 3) for k in ENGINE_STAGES},
+            "self": share(self_counts), "inclusive": share(incl)}
 
 
 def group_cpu(pgid: int | None) -> dict[int, tuple[str, float]]:
@@ -634,7 +738,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     report.save()
     schema, _ = decoding_schema(manifest_schema())
     Observer.default_interval_s = args.metrics_interval_s
+    Observer.pyspy_s, Observer.pyspy_dir = args.pyspy_s, args.work / "pyspy"
     report.data["settings"]["metrics_interval_s"] = args.metrics_interval_s
+    if args.pyspy_s:
+        report.data["settings"]["engine_profile"] = (f"py-spy record --rate 100 --function --nonblocking, "
+                                                     f"{args.pyspy_s:g} s from {Observer.pyspy_delay_s:g} s into each point")
     if "plain" in phases:
         t0 = time.monotonic()
         started = start_or_note(report, "plain vLLM server", lambda: plain_server(
@@ -852,6 +960,9 @@ def main() -> None:
     p.add_argument("--extra-args", default="", help="more vLLM flags, e.g. '--max-num-batched-tokens 16384'")
     p.add_argument("--metrics-interval-s", type=float, default=2.0,
                    help="seconds between /metrics scrapes during a point (was 0.5 in the first H100 calls)")
+    p.add_argument("--pyspy-s", type=float, default=0.0,
+                   help="sample the engine-core process with py-spy for this many seconds in each point "
+                        "(engine_profile in its record; needs py-spy, e.g. from .wheels/gpu)")
     p.add_argument("--reserve-s", type=float, default=0.0, help="time kept for offline/hf after the server points")
     p.add_argument("--offline-n", type=int, default=512)
     p.add_argument("--offline-min-s", type=float, default=150.0)

@@ -102,6 +102,22 @@ def serve_gpu(name: str = "serve_gpu_h200") -> str:
                    "p50 s", "p95 s", "GPU util %", "engine-core CPU cores"], rows) + "\n\n" + note
 
 
+def serve_gpu_engine(name: str = "serve_gpu_h200_profile") -> str:
+    """Where vLLM's engine-core process spends its CPU, per point sampled with py-spy (`--pyspy-s`)."""
+    data = _load(name)
+    stages = ("vision_encoder", "vision_tower_forward", "mm_input_batching", "language_model_forward", "sampling",
+              "scheduler", "input_prep", "wait_gpu")
+    rows = [[r["name"], r.get("images_per_s"), r.get("gpu_util_mean"), r["engine_profile"].get("busy_share"),
+             *[r["engine_profile"].get("stages", {}).get(k) for k in stages]]
+            for r in data["runs"] if (r.get("engine_profile") or {}).get("samples")]
+    note = ("Shares of the engine-core thread's busy samples (py-spy at 100 Hz for 15 s from 4 s into each point; "
+            "`busy` is the busy samples' share of the period). Stages nest: the vision tower runs inside the "
+            "vision encoder, which runs inside the model step with the language model; "
+            f"`benchmarks/results/{name}.json` also lists the top functions.")
+    return _table(["run", "images/s", "GPU util %", "busy", "vision encoder", "vision tower", "image batching",
+                   "language model", "sampling", "scheduler", "input prep", "waiting on GPU"], rows) + "\n\n" + note
+
+
 def extract_cpu(name: str = "extract_cpu") -> str:
     data = _load(name)
     labels = {
@@ -145,6 +161,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "train_gpu_compile": lambda: train_gpu("train_gpu_h200_compile"),
     "train_gpu_side_by_side": lambda: train_gpu("train_gpu_h200_llamafactory"), "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
     "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
+    "serve_gpu_latest": lambda: serve_gpu("serve_gpu_h200_profile"), "serve_gpu_engine": serve_gpu_engine,
     "serve_gpu_h100": lambda: serve_gpu("serve_gpu_h100"),
     "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
     "synth": synth, "eval": evaluation,
