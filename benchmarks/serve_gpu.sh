@@ -11,6 +11,7 @@
 # Results: $OUT/serve_gpu.json (+ .md) and benchmarks/results/serve_gpu.json there.
 # Extra arguments go to `bench_serve_gpu.py run`, e.g.
 #   PHASES=raw,extract benchmarks/serve_gpu.sh --extra-args '--max-num-batched-tokens 16384'
+# VARIANTS compares several server settings in one call (below).
 set -uo pipefail
 out=${OUT:-/tmp/out}; work=${WORK:-/root/bench-serve}; budget=${BUDGET_S:-510}
 site=${VLLM_SITE:-/root/vllm-site}; phases=${PHASES:-plain,raw,extract,noschema,procs,offline,hf}
@@ -30,6 +31,31 @@ fi
 wait
 [ -n "${PREP_ONLY:-}" ] && { ls "$work"; exit 0; }
 rm -rf "$work/offline-images" "$work/hf-images"  # $work/serve keeps the compile cache for the next call
-python3 benchmarks/bench_serve_gpu.py run --model "$work/m3b" --work "$work" --images "$work/images" \
-  --json benchmarks/results/serve_gpu.json --budget-s $((budget - SECONDS)) --phases "$phases" \
-  --noschema-concurrency "${NOSCHEMA_C:-64,256,512}" --hf-max-tokens "${HF_MAX_TOKENS:-450}" "$@"
+run() {  # results file, budget, more arguments
+  local json=$1 left=$2; shift 2
+  python3 benchmarks/bench_serve_gpu.py run --model "$work/m3b" --work "$work" --images "$work/images" \
+    --json "$json" --budget-s "$left" --phases "$phases" \
+    --noschema-concurrency "${NOSCHEMA_C:-64,256,512}" --hf-max-tokens "${HF_MAX_TOKENS:-450}" "$@"
+}
+if [ -z "${VARIANTS:-}" ]; then
+  run benchmarks/results/serve_gpu.json $((budget - SECONDS)) "$@"
+  exit
+fi
+# VARIANTS: server settings to compare in one call, separated by '|', each the vLLM flags `vlmocr serve`
+# gets on top of its own ('-' for none), e.g.
+#   VARIANTS='-|--compilation-config {"compile_mm_encoder":true,"cudagraph_mm_encoder":true}|--max-num-batched-tokens 32768'
+# Each variant starts its own server and runs PHASES in an equal share of the time left; the parts
+# are merged into benchmarks/results/serve_gpu.json (each record's `call` indexes its variant's settings).
+IFS='|' read -r -a variants <<< "$VARIANTS"
+parts=()
+for i in "${!variants[@]}"; do
+  flags=${variants[$i]}; [ "$flags" = - ] && flags=""
+  share=$(( (budget - SECONDS) / (${#variants[@]} - i) ))
+  echo "variant $i: ${flags:-no extra flags}, $share s"
+  OUT= run "$work/variant-$i.json" "$share" --extra-args "$flags" "$@"
+  parts+=("$work/variant-$i.json")
+done
+python3 benchmarks/bench_serve_gpu.py merge "${parts[@]}" --json benchmarks/results/serve_gpu.json
+cp benchmarks/results/serve_gpu.json benchmarks/results/serve_gpu.md "$out/" 2>/dev/null
+cp "$work"/variant-*.json "$out/" 2>/dev/null
+true

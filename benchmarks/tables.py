@@ -105,16 +105,21 @@ def serve_gpu(name: str = "serve_gpu_h200") -> str:
 def serve_gpu_engine(name: str = "serve_gpu_h200_profile") -> str:
     """Where vLLM's engine-core process spends its CPU, per point sampled with py-spy (`--pyspy-s`)."""
     data = _load(name)
+    calls = data.get("calls") or [data]
+
+    def flags(run: dict) -> str:
+        return " ".join((calls[run.get("call", 0)].get("settings") or {}).get("extra_args") or []) or "-"
+
     stages = ("vision_encoder", "vision_tower_forward", "mm_input_batching", "language_model_forward", "sampling",
               "scheduler", "input_prep", "wait_gpu")
-    rows = [[r["name"], r.get("images_per_s"), r.get("gpu_util_mean"), r["engine_profile"].get("busy_share"),
+    rows = [[r["name"], flags(r), r.get("images_per_s"), r.get("gpu_util_mean"), r["engine_profile"].get("busy_share"),
              *[r["engine_profile"].get("stages", {}).get(k) for k in stages]]
             for r in data["runs"] if (r.get("engine_profile") or {}).get("samples")]
     note = ("Shares of the engine-core thread's busy samples (py-spy at 100 Hz for 15 s from 4 s into each point; "
             "`busy` is the busy samples' share of the period). Stages nest: the vision tower runs inside the "
             "vision encoder, which runs inside the model step with the language model; "
             f"`benchmarks/results/{name}.json` also lists the top functions.")
-    return _table(["run", "images/s", "GPU util %", "busy", "vision encoder", "vision tower", "image batching",
+    return _table(["run", "extra server flags", "images/s", "GPU util %", "busy", "vision encoder", "vision tower", "image batching",
                    "language model", "sampling", "scheduler", "input prep", "waiting on GPU"], rows) + "\n\n" + note
 
 

@@ -65,3 +65,53 @@ def test_stages_and_top_functions(bench):
 def test_empty_profile(bench):
     assert bench.summarise_stacks("", expected_samples=100) == {"samples": 0}
     assert bench.summarise_stacks("garbage without counts\n", expected_samples=100) == {"samples": 0}
+
+
+ENGINE = """
+import time
+open("/proc/self/comm", "w").write("VLLM::EngineCore")  # what the engine-core process is called
+
+
+class Scheduler:
+    def schedule(self):
+        end = time.perf_counter() + 0.01
+        while time.perf_counter() < end:
+            pass
+
+
+while True:
+    Scheduler().schedule()
+"""
+
+
+def test_observer_samples_the_engine_process_with_py_spy(bench, tmp_path):
+    """A real py-spy against a process named like vLLM's engine core, in its own process group."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).is_file() or not Path("/proc/self/comm").exists():
+        pytest.skip("py-spy (the dev extra) and /proc are needed")
+    child = subprocess.Popen([sys.executable, "-c", ENGINE], start_new_session=True)
+    try:
+        time.sleep(1.0)
+        probe = subprocess.run([exe, "dump", "--pid", str(child.pid)], capture_output=True, text=True, timeout=30)
+        if probe.returncode != 0:
+            pytest.skip(f"py-spy cannot attach here: {probe.stderr.strip()[:200]}")
+        bench.Observer.server_pgid = os.getpgid(child.pid)
+        bench.Observer.pyspy_s, bench.Observer.pyspy_delay_s = 2.0, 0.2
+        bench.Observer.pyspy_dir = tmp_path
+        with bench.Observer(None, interval_s=0.5) as obs:
+            time.sleep(3.0)
+        summary = obs.summary()
+    finally:
+        bench.Observer.pyspy_s, bench.Observer.server_pgid = 0.0, None
+        child.kill()
+        child.wait()
+    assert "engine_profile_error" not in summary, summary
+    profile = summary["engine_profile"]
+    assert profile["samples"] > 50
+    assert profile["stages"]["scheduler"] > 0.8
+    assert profile["self"][0][0].startswith("Scheduler.schedule")
