@@ -287,9 +287,10 @@ class Observer:
             return
         Observer.pyspy_dir.mkdir(parents=True, exist_ok=True)
         self._spy_file = Observer.pyspy_dir / f"engine_{engine[0]}_{int(time.time())}.txt"
+        self._spy_t0 = time.monotonic()
         self._spy = subprocess.Popen(
             [exe, "record", "--pid", str(engine[0]), "--duration", str(int(Observer.pyspy_s)), "--rate", "100",
-             "--format", "raw", "--function", "--nonblocking", "--subprocesses", "--output", str(self._spy_file)],
+             "--format", "raw", "--function", "--nonblocking", "--output", str(self._spy_file)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def _loop(self) -> None:
@@ -311,6 +312,7 @@ class Observer:
         self._thread.join()
         if self._spy_timer is not None:
             self._spy_timer.cancel()
+            self._spy_timer.join()  # a py-spy it started is then in self._spy
         if self._spy is not None:
             try:  # a point shorter than the sampling: py-spy writes what it has on SIGINT
                 self._spy.wait(timeout=max(1.0, Observer.pyspy_s - (time.monotonic() - self.t0) + 5))
@@ -320,6 +322,7 @@ class Observer:
                     self._spy.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     self._spy.kill()
+            self._spy_s = time.monotonic() - self._spy_t0  # sampled for this long (less when cut short)
             if self._spy.returncode not in (0, None, -signal.SIGINT) and self._spy.stderr is not None:
                 self.spy_error = self._spy.stderr.read()[-300:]
         self.wall = time.monotonic() - self.t0
@@ -340,7 +343,8 @@ class Observer:
         if getattr(self, "spy_error", None):
             out["engine_profile_error"] = self.spy_error
         elif self._spy_file is not None and self._spy_file.is_file():
-            out["engine_profile"] = summarise_stacks(self._spy_file.read_text(), Observer.pyspy_s * 100)
+            out["engine_profile"] = summarise_stacks(self._spy_file.read_text(),
+                                                     100 * min(Observer.pyspy_s, getattr(self, "_spy_s", Observer.pyspy_s)))
         if self.gpu_util:
             out["gpu_util_mean"] = round(sum(self.gpu_util) / len(self.gpu_util), 1)
         b, a = self.before, self.after

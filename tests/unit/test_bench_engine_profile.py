@@ -113,5 +113,6 @@ def test_observer_samples_the_engine_process_with_py_spy(bench, tmp_path):
     assert "engine_profile_error" not in summary, summary
     profile = summary["engine_profile"]
     assert profile["samples"] > 50
+    assert profile["busy_share"] > 0.7  # the child never idles
     assert profile["stages"]["scheduler"] > 0.8
     assert profile["self"][0][0].startswith("Scheduler.schedule")
