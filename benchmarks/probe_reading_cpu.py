@@ -44,34 +44,50 @@ QUESTION = "Read the code in the picture. Answer in JSON."
 PAGE = (224, 112)  # 8 x 4 merged tokens: 32 visual tokens a page
 
 
-def draw_page(code: str, font_px: int, rng: random.Random, scale: int = 1):  # -> PIL.Image.Image
-    """The code on a PAGE-sized page; `scale` draws page and type `scale` times larger (crisp)."""
+def draw_page(codes: list[str], font_px: int, rng: random.Random, scale: int = 1, lines: int = 1):  # -> PIL.Image.Image
+    """The codes on a page of PAGE's width and `page_units(lines)` times its height, one in each of
+    `lines` bands (in order, top to bottom, at a random place in the band); `scale` draws page and type
+    larger (crisp)."""
     from PIL import Image, ImageDraw
 
     from vlmocr.data.synth.fonts import get_font
 
     face = rng.choice(["sans", "serif", "mono"])
     font = get_font(face, font_px * scale)
-    size = (PAGE[0] * scale, PAGE[1] * scale)
+    size = (PAGE[0] * scale, PAGE[1] * scale * page_units(lines))
+    band = size[1] // max(lines, len(codes))
     page = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(page)
-    left, top, right, bottom = draw.textbbox((0, 0), code, font=font)
-    x = rng.randint(0, max(0, size[0] - (right - left))) - left
-    y = rng.randint(0, max(0, size[1] - (bottom - top))) - top
-    ink = rng.randint(0, 80)
-    draw.text((x, y), code, font=font, fill=(ink, ink, ink))
+    for i, code in enumerate(codes):
+        left, top, right, bottom = draw.textbbox((0, 0), code, font=font)
+        x = rng.randint(0, max(0, size[0] - (right - left))) - left
+        y = i * band + rng.randint(0, max(0, band - (bottom - top))) - top
+        ink = rng.randint(0, 80)
+        draw.text((x, y), code, font=font, fill=(ink, ink, ink))
     return page
 
 
-def write_split(folder: Path, n: int, font_px: int, seed: int, digits: int = 4, scale: int = 1) -> None:
+def page_units(lines: int) -> int:
+    """Page height in PAGE heights: two lines of code fit in one."""
+    return max(1, (lines + 1) // 2)
+
+
+def answer_of(codes: list[str]) -> dict[str, str]:
+    """One code: {"code": ...} as the first probes; several: {"c1": ..., "c2": ...} in page order."""
+    return {"code": codes[0]} if len(codes) == 1 else {f"c{i + 1}": c for i, c in enumerate(codes)}
+
+
+def write_split(folder: Path, n: int, font_px: int, seed: int, digits: int = 4, scale: int = 1, codes: int = 1,
+                lines: int = 1) -> None:
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "annotations.jsonl", "w") as fh:
         for i in range(n):
-            code = "".join(rng.choice("0123456789") for _ in range(digits))
+            page_codes = ["".join(rng.choice("0123456789") for _ in range(digits)) for _ in range(codes)]
             name = f"{i:06d}.png"
-            draw_page(code, font_px, rng, scale).save(folder / name)
-            fh.write(json.dumps({"image": name, "prefix": QUESTION, "suffix": json.dumps({"code": code})}) + "\n")
+            draw_page(page_codes, font_px, rng, scale, lines).save(folder / name)
+            fh.write(json.dumps({"image": name, "prefix": QUESTION,
+                                 "suffix": json.dumps(answer_of(page_codes))}) + "\n")
 
 
 def final_scores(model_dir: Path, data: Path, n: int) -> dict[str, Any]:
@@ -89,17 +105,20 @@ def final_scores(model_dir: Path, data: Path, n: int) -> dict[str, Any]:
     rows = [json.loads(line) for line in (data / "test" / "annotations.jsonl").read_text().splitlines()][:n]
     samples = [TrainSample(source=r["image"], image=str(data / "test" / r["image"]), system=SYSTEM, question=QUESTION,
                            answer=r["suffix"], gold=json.loads(r["suffix"])) for r in rows]
-    answers = generate_answers(model, processor, samples, resolution=contract.resolution, max_new_tokens=16,
+    answers = generate_answers(model, processor, samples, resolution=contract.resolution, max_new_tokens=16 * len(samples[0].gold),
                                batch_size=32, device=torch.device("cpu"), autocast=None)
-    exact = digits = valid = 0
+    exact = digits = valid = total_codes = total_digits = 0
     for answer, sample in zip(answers, samples):
         parsed = parse_json(answer)
-        code = str(parsed.get("code", "")) if isinstance(parsed, dict) else ""
         valid += parsed is not None
-        exact += code == sample.gold["code"]
-        digits += sum(a == b for a, b in zip(code.ljust(len(sample.gold["code"])), sample.gold["code"]))
-    return {"n": len(samples), "json_valid": valid / len(samples), "code_exact": exact / len(samples),
-            "digit_accuracy": digits / sum(len(s.gold["code"]) for s in samples), "examples": answers[:6]}
+        for key, gold in sample.gold.items():
+            code = str(parsed.get(key, "")) if isinstance(parsed, dict) else ""
+            exact += code == gold
+            digits += sum(a == b for a, b in zip(code.ljust(len(gold)), gold))
+            total_codes += 1
+            total_digits += len(gold)
+    return {"n": len(samples), "json_valid": valid / len(samples), "code_exact": exact / total_codes,
+            "digit_accuracy": digits / total_digits, "examples": answers[:6]}
 
 
 def main() -> None:
@@ -119,32 +138,45 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--codes", type=int, default=1, help="codes a page, one a line (answer keys c1..cN)")
+    parser.add_argument("--lines", type=int, default=None, help="page height in lines (default --codes): "
+                        "--codes 1 --lines 4 draws one code on the page of a 4-code run (a curriculum's first stage)")
+    parser.add_argument("--init-from", type=Path, default=None, help="start from these trained weights instead of "
+                        "a fresh build (a curriculum's second stage; the page size must match)")
+    parser.add_argument("--name", default=None, help="record name (default: from the settings)")
     args = parser.parse_args()
+    lines = args.lines or args.codes
 
     from vlmocr.images import Resolution
     from vlmocr.models.build import SIZES, build_model
 
     pixel_norm = args.pixel_norm or SIZES[args.size].pixel_norm
-    name = (f"font{args.font_px}" + (f"_digits{args.digits}" if args.digits != 4 else "")
-            + f"_{pixel_norm}" + (f"_x{args.upscale}" if args.upscale != 1 else "")
-            + (f"_render{args.render_scale}" if args.render_scale != 1 else ""))
+    name = args.name or (f"font{args.font_px}" + (f"_digits{args.digits}" if args.digits != 4 else "")
+                         + f"_{pixel_norm}" + (f"_x{args.upscale}" if args.upscale != 1 else "")
+                         + (f"_render{args.render_scale}" if args.render_scale != 1 else "")
+                         + (f"_codes{args.codes}" if args.codes != 1 else "") + (f"_lines{lines}" if lines != args.codes else "")
+                         + ("_continued" if args.init_from else ""))
     work = args.out / name
     data = work / "data"
     start = time.perf_counter()
-    write_split(data / "train", args.n_train, args.font_px, seed=1, digits=args.digits, scale=args.render_scale)
-    write_split(data / "valid", 64, args.font_px, seed=2, digits=args.digits, scale=args.render_scale)
-    write_split(data / "test", 200, args.font_px, seed=3, digits=args.digits, scale=args.render_scale)
+    page = {"digits": args.digits, "scale": args.render_scale, "codes": args.codes, "lines": lines}
+    write_split(data / "train", args.n_train, args.font_px, seed=1, **page)
+    write_split(data / "valid", 64, args.font_px, seed=2, **page)
+    write_split(data / "test", 200, args.font_px, seed=3, **page)
     data_s = time.perf_counter() - start
     model = work / "model"
-    pixels = PAGE[0] * PAGE[1] * (args.upscale * args.render_scale) ** 2
-    build_model(model, args.size, seed=0, resolution=Resolution(min_pixels=pixels, max_pixels=pixels),
-                pixel_norm=pixel_norm, overwrite=True)
+    pixels = PAGE[0] * PAGE[1] * page_units(lines) * (args.upscale * args.render_scale) ** 2
+    if args.init_from:
+        model = args.init_from
+    else:
+        build_model(model, args.size, seed=0, resolution=Resolution(min_pixels=pixels, max_pixels=pixels),
+                    pixel_norm=pixel_norm, overwrite=True)
     config = {
         "model": str(model), "method": "full", "out": str(work / "train"),
         "data": {"dataset": str(data), "target_format": "verbatim", "num_workers": 1},
         "prompt": {"system": SYSTEM, "question": QUESTION},
         "optim": {"learning_rate": args.lr, "weight_decay": 0.01, "warmup_steps": 50, "scheduler": "cosine"},
-        "batch_size": args.batch, "max_steps": args.steps, "max_length": 256, "precision": "fp32",
+        "batch_size": args.batch, "max_steps": args.steps, "max_length": 256 * page_units(lines), "precision": "fp32",
         "eval": {"every_steps": args.eval_every, "n_samples": 64, "batch_size": 32, "metric": "exact_match"},
         "checkpoint": {"every_steps": 10 ** 6, "keep_last": 1}, "log_every": 20,
     }
@@ -165,7 +197,8 @@ def main() -> None:
 
     record = {
         "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE),
-        "render_scale": args.render_scale, "visual_tokens": 32 * (args.upscale * args.render_scale) ** 2,
+        "render_scale": args.render_scale, "visual_tokens": 32 * page_units(lines) * (args.upscale * args.render_scale) ** 2,
+        "codes": args.codes, "lines": lines, "init_from": str(args.init_from) if args.init_from else None,
         "model_size": args.size, "steps": args.steps, "batch_size": args.batch, "learning_rate": args.lr,
         "train_images": args.n_train, "samples_seen": args.steps * args.batch,
         "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
@@ -175,7 +208,8 @@ def main() -> None:
     existing = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
     records = [r for r in existing.get("records", []) if r.get("name") != record["name"]] + [record]
     RESULT.write_text(json.dumps({"machine": cpu_machine(), "question": QUESTION,
-                                  "what": "random digits (record: digits, font_px) on a 224x112 page; one question for every sample",
+                                  "what": "random digits (record: digits, font_px; codes a page, one a line, two lines to 112 px of a 224-wide page); "
+                                          "one question for every sample",
                                   "records": records}, indent=2) + "\n")
     print(json.dumps({k: record[k] for k in ("name", "loss_first", "loss_last", "train_s")} | final, indent=2))
 
