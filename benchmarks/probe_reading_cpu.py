@@ -20,6 +20,11 @@ evaluation on held-out images) and scores the final weights on 200 more held-out
     python benchmarks/probe_reading_cpu.py --font-px 14 ...             # a manifest's text size
     python benchmarks/probe_reading_cpu.py --font-px 14 --upscale 2 ... # 4x the visual tokens
     python benchmarks/probe_reading_cpu.py --font-px 20 --render-scale 2 ... # the same, drawn crisp at 2x
+    python benchmarks/probe_reading_cpu.py --font-px 20 --render-scale 2 --codes 4 ...  # four codes a page
+    # a curriculum: one code on the 4-code page first, then four codes from those weights
+    python benchmarks/probe_reading_cpu.py ... --codes 1 --lines 4 --steps 250
+    python benchmarks/probe_reading_cpu.py ... --codes 4 --init-from runs/probe-reading/NAME/train/final
+    python benchmarks/probe_reading_cpu.py ... --codes 4 --labels   # "route 1234" lines in random order
 
 Writes benchmarks/results/builtin_reading_probe_cpu.json (one record per task and setting;
 an existing file keeps its other records).
@@ -72,22 +77,33 @@ def page_units(lines: int) -> int:
     return max(1, (lines + 1) // 2)
 
 
+LABELS = ("route", "dock", "load", "bay", "lot", "zone", "unit", "gate")
+
+
 def answer_of(codes: list[str]) -> dict[str, str]:
     """One code: {"code": ...} as the first probes; several: {"c1": ..., "c2": ...} in page order."""
     return {"code": codes[0]} if len(codes) == 1 else {f"c{i + 1}": c for i, c in enumerate(codes)}
 
 
 def write_split(folder: Path, n: int, font_px: int, seed: int, digits: int = 4, scale: int = 1, codes: int = 1,
-                lines: int = 1) -> None:
+                lines: int = 1, labels: bool = False) -> None:
+    """`labels`: each line reads "LABEL CODE" with the page's labels in a random order, and the answer
+    lists them in LABELS order (as a manifest's fields: found by their printed label, not their place)."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "annotations.jsonl", "w") as fh:
         for i in range(n):
             page_codes = ["".join(rng.choice("0123456789") for _ in range(digits)) for _ in range(codes)]
             name = f"{i:06d}.png"
-            draw_page(page_codes, font_px, rng, scale, lines).save(folder / name)
-            fh.write(json.dumps({"image": name, "prefix": QUESTION,
-                                 "suffix": json.dumps(answer_of(page_codes))}) + "\n")
+            if labels:
+                keys = list(LABELS[:codes])
+                order = rng.sample(range(codes), codes)
+                draw_page([f"{keys[j]} {page_codes[j]}" for j in order], font_px, rng, scale, lines).save(folder / name)
+                answer = dict(zip(keys, page_codes))
+            else:
+                draw_page(page_codes, font_px, rng, scale, lines).save(folder / name)
+                answer = answer_of(page_codes)
+            fh.write(json.dumps({"image": name, "prefix": QUESTION, "suffix": json.dumps(answer)}) + "\n")
 
 
 def final_scores(model_dir: Path, data: Path, n: int) -> dict[str, Any]:
@@ -141,6 +157,8 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=1, help="codes a page, one a line (answer keys c1..cN)")
     parser.add_argument("--lines", type=int, default=None, help="page height in lines (default --codes): "
                         "--codes 1 --lines 4 draws one code on the page of a 4-code run (a curriculum's first stage)")
+    parser.add_argument("--labels", action="store_true", help="each code after its printed label, lines in a "
+                        "random order, answer keys the labels in a fixed order (--codes up to 8)")
     parser.add_argument("--init-from", type=Path, default=None, help="start from these trained weights instead of "
                         "a fresh build (a curriculum's second stage; the page size must match)")
     parser.add_argument("--name", default=None, help="record name (default: from the settings)")
@@ -154,12 +172,12 @@ def main() -> None:
     name = args.name or (f"font{args.font_px}" + (f"_digits{args.digits}" if args.digits != 4 else "")
                          + f"_{pixel_norm}" + (f"_x{args.upscale}" if args.upscale != 1 else "")
                          + (f"_render{args.render_scale}" if args.render_scale != 1 else "")
-                         + (f"_codes{args.codes}" if args.codes != 1 else "") + (f"_lines{lines}" if lines != args.codes else "")
+                         + (f"_codes{args.codes}" if args.codes != 1 else "") + ("_labels" if args.labels else "") + (f"_lines{lines}" if lines != args.codes else "")
                          + ("_continued" if args.init_from else ""))
     work = args.out / name
     data = work / "data"
     start = time.perf_counter()
-    page = {"digits": args.digits, "scale": args.render_scale, "codes": args.codes, "lines": lines}
+    page = {"digits": args.digits, "scale": args.render_scale, "codes": args.codes, "lines": lines, "labels": args.labels}
     write_split(data / "train", args.n_train, args.font_px, seed=1, **page)
     write_split(data / "valid", 64, args.font_px, seed=2, **page)
     write_split(data / "test", 200, args.font_px, seed=3, **page)
@@ -198,7 +216,7 @@ def main() -> None:
     record = {
         "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE),
         "render_scale": args.render_scale, "visual_tokens": 32 * page_units(lines) * (args.upscale * args.render_scale) ** 2,
-        "codes": args.codes, "lines": lines, "init_from": str(args.init_from) if args.init_from else None,
+        "codes": args.codes, "lines": lines, "labels": args.labels, "init_from": str(args.init_from) if args.init_from else None,
         "model_size": args.size, "steps": args.steps, "batch_size": args.batch, "learning_rate": args.lr,
         "train_images": args.n_train, "samples_seen": args.steps * args.batch,
         "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
