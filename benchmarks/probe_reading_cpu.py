@@ -161,6 +161,8 @@ def main() -> None:
                         "random order, answer keys the labels in a fixed order (--codes up to 8)")
     parser.add_argument("--init-from", type=Path, default=None, help="start from these trained weights instead of "
                         "a fresh build (a curriculum's second stage; the page size must match)")
+    parser.add_argument("--train-seed", type=int, default=1, help="seed of the training pages (another value "
+                        "gives fresh pages, e.g. for a run continued with --init-from)")
     parser.add_argument("--name", default=None, help="record name (default: from the settings)")
     args = parser.parse_args()
     lines = args.lines or args.codes
@@ -178,7 +180,7 @@ def main() -> None:
     data = work / "data"
     start = time.perf_counter()
     page = {"digits": args.digits, "scale": args.render_scale, "codes": args.codes, "lines": lines, "labels": args.labels}
-    write_split(data / "train", args.n_train, args.font_px, seed=1, **page)
+    write_split(data / "train", args.n_train, args.font_px, seed=args.train_seed, **page)
     write_split(data / "valid", 64, args.font_px, seed=2, **page)
     write_split(data / "test", 200, args.font_px, seed=3, **page)
     data_s = time.perf_counter() - start
@@ -216,7 +218,7 @@ def main() -> None:
     record = {
         "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE),
         "render_scale": args.render_scale, "visual_tokens": 32 * page_units(lines) * (args.upscale * args.render_scale) ** 2,
-        "codes": args.codes, "lines": lines, "labels": args.labels, "init_from": str(args.init_from) if args.init_from else None,
+        "codes": args.codes, "lines": lines, "labels": args.labels, "train_seed": args.train_seed, "init_from": str(args.init_from) if args.init_from else None,
         "model_size": args.size, "steps": args.steps, "batch_size": args.batch, "learning_rate": args.lr,
         "train_images": args.n_train, "samples_seen": args.steps * args.batch,
         "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
