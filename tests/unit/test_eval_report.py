@@ -186,25 +186,31 @@ def test_cli_eval_and_compare(tmp_path, gold, predictions, monkeypatch):
     assert res.exit_code == 1 and "not found" in res.output
 
 
-@pytest.fixture
-def default_recursion_limit():
-    """Python's default limit for the test: torch's inductor raises it for the whole process (to
-    2,000) when an earlier test compiles, and a 900-deep answer then scores like any other."""
+@pytest.mark.parametrize("recursion_limit", [1000, 5000])
+@pytest.mark.parametrize("depth", [100, 101, 900, 3000])
+def test_absurdly_nested_answer_is_reported_not_crashing(tmp_path, gold, depth, recursion_limit):
+    # the outcome must not depend on the process's recursion limit (torch's inductor raises it once
+    # something compiles); written by hand: json.dumps itself refuses such depths
     import sys
 
     before = sys.getrecursionlimit()
-    sys.setrecursionlimit(1000)
-    yield
-    sys.setrecursionlimit(before)
+    sys.setrecursionlimit(recursion_limit)
+    try:
+        _check_deep_answer(tmp_path, gold, depth)
+    finally:
+        sys.setrecursionlimit(before)
 
 
-@pytest.mark.parametrize("depth", [900, 3000])
-def test_absurdly_nested_answer_is_reported_not_crashing(tmp_path, gold, depth, default_recursion_limit):
-    # written by hand: json.dumps itself refuses such depths
+def _check_deep_answer(tmp_path, gold, depth):
     text = '{"file": "img0.jpg", "json": ' + "[" * depth + '"x"' + "]" * depth + ', "error": null}'
     path = write_lines(tmp_path / "deep.jsonl", [text, _row("img1.jpg", _target(1))])
-    result = evaluate(path, gold / "test", None, EvalConfig(pred_root=tmp_path))
+    # the report files too: they hold each image's answer
+    result = evaluate(path, gold / "test", tmp_path / "report", EvalConfig(pred_root=tmp_path))
     kinds = {i.key: i.score.error for i in result.images}
     assert kinds["test/img1.jpg"] is None
-    # either scored as unusable, or (too deep for the JSON reader) a skipped line
-    assert kinds["test/img0.jpg"] == "too_deep" or (kinds["test/img0.jpg"] == "missing" and result.skips)
+    if depth <= 100:  # deep but within MAX_ANSWER_DEPTH: scored like any wrong answer
+        assert kinds["test/img0.jpg"] is None
+    elif depth < 1000:  # read by the JSON reader at any limit, refused before scoring
+        assert kinds["test/img0.jpg"] == "too_deep"
+    else:  # beyond the JSON reader (a skipped line) unless the limit lets it read it
+        assert kinds["test/img0.jpg"] == "too_deep" or (kinds["test/img0.jpg"] == "missing" and result.skips)

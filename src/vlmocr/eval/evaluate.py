@@ -30,6 +30,22 @@ log = logging.getLogger(__name__)
 
 _KNOWN = ("json", "error", "raw", "attempts", "prompt_tokens", "completion_tokens", "latency_s",
           "finish_reason")
+# Answers nested deeper than this are scored as unusable ("too_deep") before any recursive walk: a
+# manifest is 3 levels deep, and the result must not depend on the process's recursion limit (torch's
+# inductor raises it for the whole process once something is compiled).
+MAX_ANSWER_DEPTH = 100
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists/objects in `value` nest more than `limit` levels (iterative, stops early)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 @dataclass(frozen=True)
@@ -236,12 +252,13 @@ def score_images(match: MatchReport, config: EvalConfig) -> list[ImageResult]:
     results = []
     for record, prediction in [*match.pairs, *((r, None) for r in match.missing)]:
         pred_json = prediction.json if prediction is not None else None
-        try:
+        if _deeper_than(pred_json, MAX_ANSWER_DEPTH):
+            log.warning("%s: answer nested more than %d levels deep; counted as invalid", record.image,
+                        MAX_ANSWER_DEPTH)
+            score = score_pair(None, record.target, config=score_config, error="too_deep")
+        else:
             score = score_pair(pred_json, record.target, raw_valid=pred_json is not None,
                                config=score_config, error=_error_kind(prediction))
-        except RecursionError:  # an answer nested too deeply to walk: scored as unusable
-            log.warning("%s: answer nested too deeply to score; counted as invalid", record.image)
-            score = score_pair(None, record.target, config=score_config, error="too_deep")
         results.append(ImageResult(record, prediction, score))
     results.sort(key=lambda r: (r.score.ted_accuracy, r.score.field_f1, r.key))
     return results
