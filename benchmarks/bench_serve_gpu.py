@@ -274,13 +274,16 @@ class Observer:
         self._spy: subprocess.Popen | None = None
         self._spy_file: Path | None = None
         self._spy_timer: threading.Timer | None = None
+        self._spy_s = Observer.pyspy_s  # seconds actually sampled (less when the point ended first)
+        self.spy_error: str | None = None
         if Observer.pyspy_s > 0 and Observer.pyspy_dir is not None:
             self._spy_timer = threading.Timer(Observer.pyspy_delay_s, self._start_spy)
             self._spy_timer.start()
         return self
 
     def _start_spy(self) -> None:
-        exe = shutil.which("py-spy") or next((str(p) for p in [Path(sys.executable).parent / "py-spy"] if p.is_file()), None)
+        beside = Path(sys.executable).parent / "py-spy"  # a venv's, when its bin is not on PATH
+        exe = shutil.which("py-spy") or (str(beside) if beside.is_file() else None)
         engine = [pid for pid, (label, _) in group_cpu(Observer.server_pgid).items() if label.startswith("VLLM::Engine")]
         if exe is None or not engine or Observer.pyspy_dir is None:
             self.spy_error = "py-spy not found" if exe is None else "no engine-core process found"
@@ -340,11 +343,10 @@ class Observer:
                 busy[f"{label} [{pid}]"] = round(cores, 2)
         if busy:
             out["server_proc_cores"] = dict(sorted(busy.items(), key=lambda kv: -kv[1])[:8])
-        if getattr(self, "spy_error", None):
+        if self.spy_error:
             out["engine_profile_error"] = self.spy_error
         elif self._spy_file is not None and self._spy_file.is_file():
-            out["engine_profile"] = summarise_stacks(self._spy_file.read_text(),
-                                                     100 * min(Observer.pyspy_s, getattr(self, "_spy_s", Observer.pyspy_s)))
+            out["engine_profile"] = summarise_stacks(self._spy_file.read_text(), 100 * min(Observer.pyspy_s, self._spy_s))
         if self.gpu_util:
             out["gpu_util_mean"] = round(sum(self.gpu_util) / len(self.gpu_util), 1)
         b, a = self.before, self.after
@@ -383,6 +385,8 @@ ENGINE_STAGES = {
     "input_prep": ("GPUModelRunner.prepare_inputs",),
     "wait_gpu": ("Event.synchronize",),
 }
+# A frame's file as the installed package path, whatever the prefix ("(/usr/lib/.../site-packages/vllm/x.py:1)").
+_SITE = re.compile(r" \(.*?/(site-packages|dist-packages)/")
 # Frames on (nearly) every stack: process start-up, the busy loop, call wrappers. Left out of `inclusive`.
 _WRAPPERS = re.compile(r"^(process \d+:|<module>|_main |spawn_main|BaseProcess\.|EngineCoreProc\.(run_engine_core|"
                        r"run_busy_loop|_process_engine_step)|context_decorator|run_method|UniProcExecutor\.|"
@@ -406,7 +410,7 @@ def summarise_stacks(raw: str, expected_samples: float, top: int = 15) -> dict[s
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = [re.sub(r" \(.*?/(site-packages|dist-packages)/", " (", f) for f in stack.split(";") if f]
+        frames = [_SITE.sub(" (", f) for f in stack.split(";") if f]
         if not frames:
             continue
         total += n

@@ -75,13 +75,15 @@ def train_gpu_earlier() -> str:
     return _table(["run", "GPUs", "batch/GPU", "samples/s", "tokens/s", "peak GiB"], rows) + "\n\n" + note
 
 
+def _server_flags(data: dict, run: dict) -> str:
+    """The extra vLLM flags of the call (or variant) a serving record came from; '-' for none."""
+    calls = data.get("calls") or [data]
+    return " ".join((calls[run.get("call", 0)].get("settings") or {}).get("extra_args") or []) or "-"
+
+
 def serve_gpu(name: str = "serve_gpu_h200") -> str:
     data = _load(name)
     calls = data.get("calls") or [data]
-
-    def flags(run: dict) -> str:
-        extra = (calls[run.get("call", 0)].get("settings") or {}).get("extra_args") or []
-        return " ".join(extra) or "-"
 
     def engine_cores(run: dict) -> float | None:
         cores = [v for k, v in (run.get("server_proc_cores") or {}).items() if k.startswith("VLLM::Engine")]
@@ -91,7 +93,7 @@ def serve_gpu(name: str = "serve_gpu_h200") -> str:
         value = run.get("structured_output")
         return "-" if value is None else "on" if value else "off"
 
-    rows = [[r["name"], flags(r), schema(r), r["concurrency"], r.get("images_per_s"), r.get("output_tokens_per_s"),
+    rows = [[r["name"], _server_flags(data, r), schema(r), r["concurrency"], r.get("images_per_s"), r.get("output_tokens_per_s"),
              r.get("p50_s"), r.get("p95_s"), r.get("gpu_util_mean"), engine_cores(r)] for r in data["runs"]]
     call = calls[-1]
     card = (call.get("card") or "GPU").split(",")[0]
@@ -105,14 +107,9 @@ def serve_gpu(name: str = "serve_gpu_h200") -> str:
 def serve_gpu_engine(name: str = "serve_gpu_h200_profile") -> str:
     """Where vLLM's engine-core process spends its CPU, per point sampled with py-spy (`--pyspy-s`)."""
     data = _load(name)
-    calls = data.get("calls") or [data]
-
-    def flags(run: dict) -> str:
-        return " ".join((calls[run.get("call", 0)].get("settings") or {}).get("extra_args") or []) or "-"
-
     stages = ("vision_encoder", "vision_tower_forward", "mm_input_batching", "language_model_forward", "sampling",
               "scheduler", "input_prep", "wait_gpu")
-    rows = [[r["name"], flags(r), r.get("images_per_s"), r.get("gpu_util_mean"), r["engine_profile"].get("busy_share"),
+    rows = [[r["name"], _server_flags(data, r), r.get("images_per_s"), r.get("gpu_util_mean"), r["engine_profile"].get("busy_share"),
              *[r["engine_profile"].get("stages", {}).get(k) for k in stages]]
             for r in data["runs"] if (r.get("engine_profile") or {}).get("samples")]
     note = ("Shares of the engine-core thread's busy samples (py-spy at 100 Hz for 15 s from 4 s into each point; "
