@@ -166,6 +166,10 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="record name (default: from the settings)")
     args = parser.parse_args()
     lines = args.lines or args.codes
+    if args.labels and args.codes > len(LABELS):
+        parser.error(f"--labels has {len(LABELS)} labels; --codes {args.codes} is more")
+    if lines < args.codes:
+        parser.error(f"--lines {lines} is fewer than --codes {args.codes}")
 
     from vlmocr.images import Resolution
     from vlmocr.models.build import SIZES, build_model
@@ -176,6 +180,13 @@ def main() -> None:
                          + (f"_render{args.render_scale}" if args.render_scale != 1 else "")
                          + (f"_codes{args.codes}" if args.codes != 1 else "") + ("_labels" if args.labels else "") + (f"_lines{lines}" if lines != args.codes else "")
                          + ("_continued" if args.init_from else ""))
+    pixels = PAGE[0] * PAGE[1] * page_units(lines) * (args.upscale * args.render_scale) ** 2
+    if args.init_from:
+        from vlmocr.contract import load_contract
+
+        if load_contract(args.init_from).resolution.max_pixels != pixels:
+            parser.error(f"--init-from {args.init_from}: its resolution contract is not this page's {pixels} pixels "
+                         "(--codes/--lines/--render-scale/--upscale must match the run it continues)")
     work = args.out / name
     data = work / "data"
     start = time.perf_counter()
@@ -185,7 +196,6 @@ def main() -> None:
     write_split(data / "test", 200, args.font_px, seed=3, **page)
     data_s = time.perf_counter() - start
     model = work / "model"
-    pixels = PAGE[0] * PAGE[1] * page_units(lines) * (args.upscale * args.render_scale) ** 2
     if args.init_from:
         model = args.init_from
     else:
