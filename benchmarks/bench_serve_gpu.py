@@ -892,11 +892,12 @@ def markdown(data: dict[str, Any]) -> str:
         "| max KV use |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    calls = data.get("calls") or []
+    from tables import _server_flags  # benchmarks/tables.py, beside this script
+
     for r in data.get("runs", []):
-        flags = " ".join((calls[r["call"]].get("settings") or {}).get("extra_args") or []) if "call" in r and calls else ""
+        flags = _server_flags(data, r)
         lines.append(
-            f"| {r['name']}{f' [{flags}]' if flags else ''} | {r['concurrency']} | {r.get('images_per_s')} | {r.get('output_tokens_per_s')} | "
+            f"| {r['name']}{f' [{flags}]' if flags != '-' else ''} | {r['concurrency']} | {r.get('images_per_s')} | {r.get('output_tokens_per_s')} | "
             f"{r.get('p50_s')} | {r.get('p95_s')} | {r.get('client_cpu_cores', '-')} | "
             f"{r.get('server_running_max', '-')} / {r.get('server_waiting_max', '-')} | "
             f"{r.get('server_kv_cache_usage_max', '-')} |")

@@ -75,7 +75,7 @@ def train_gpu_earlier() -> str:
     return _table(["run", "GPUs", "batch/GPU", "samples/s", "tokens/s", "peak GiB"], rows) + "\n\n" + note
 
 
-def _server_flags(data: dict, run: dict) -> str:
+def _server_flags(data: dict, run: dict) -> str:  # also bench_serve_gpu.py's markdown
     """The extra vLLM flags of the call (or variant) a serving record came from; '-' for none."""
     calls = data.get("calls") or [data]
     return " ".join((calls[run.get("call", 0)].get("settings") or {}).get("extra_args") or []) or "-"
