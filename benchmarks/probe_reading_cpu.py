@@ -85,25 +85,51 @@ def answer_of(codes: list[str]) -> dict[str, str]:
     return {"code": codes[0]} if len(codes) == 1 else {f"c{i + 1}": c for i, c in enumerate(codes)}
 
 
+def _draw_pages(folder: Path, first: int, n: int, font_px: int, rng: random.Random, digits: int, scale: int,
+                codes: int, lines: int, labels: bool) -> list[str]:
+    """Pages first..first+n-1 into `folder`; their annotation lines."""
+    rows = []
+    for i in range(first, first + n):
+        page_codes = ["".join(rng.choice("0123456789") for _ in range(digits)) for _ in range(codes)]
+        name = f"{i:06d}.png"
+        if labels:
+            keys = list(LABELS[:codes])
+            order = rng.sample(range(codes), codes)
+            draw_page([f"{keys[j]} {page_codes[j]}" for j in order], font_px, rng, scale, lines).save(folder / name)
+            answer = dict(zip(keys, page_codes))
+        else:
+            draw_page(page_codes, font_px, rng, scale, lines).save(folder / name)
+            answer = answer_of(page_codes)
+        rows.append(json.dumps({"image": name, "prefix": QUESTION, "suffix": json.dumps(answer)}))
+    return rows
+
+
+def _draw_chunk(args: tuple) -> list[str]:
+    folder, first, n, font_px, seed, chunk, page = args
+    return _draw_pages(folder, first, n, font_px, random.Random(f"{seed}-{chunk}"), **page)
+
+
+CHUNK = 2000  # pages a process draws with one seed when --jobs > 1
+
+
 def write_split(folder: Path, n: int, font_px: int, seed: int, digits: int = 4, scale: int = 1, codes: int = 1,
-                lines: int = 1, labels: bool = False) -> None:
+                lines: int = 1, labels: bool = False, jobs: int = 1) -> None:
     """`labels`: each line reads "LABEL CODE" with the page's labels in a random order, and the answer
-    lists them in LABELS order (as a manifest's fields: found by their printed label, not their place)."""
-    rng = random.Random(seed)
+    lists them in LABELS order (as a manifest's fields: found by their printed label, not their place).
+    `jobs` > 1 draws chunks of CHUNK pages in that many processes, each chunk from its own seed
+    ("SEED-CHUNK"), so the pages differ from one process's (jobs=1: one generator seeded with SEED)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "annotations.jsonl", "w") as fh:
-        for i in range(n):
-            page_codes = ["".join(rng.choice("0123456789") for _ in range(digits)) for _ in range(codes)]
-            name = f"{i:06d}.png"
-            if labels:
-                keys = list(LABELS[:codes])
-                order = rng.sample(range(codes), codes)
-                draw_page([f"{keys[j]} {page_codes[j]}" for j in order], font_px, rng, scale, lines).save(folder / name)
-                answer = dict(zip(keys, page_codes))
-            else:
-                draw_page(page_codes, font_px, rng, scale, lines).save(folder / name)
-                answer = answer_of(page_codes)
-            fh.write(json.dumps({"image": name, "prefix": QUESTION, "suffix": json.dumps(answer)}) + "\n")
+    page = {"digits": digits, "scale": scale, "codes": codes, "lines": lines, "labels": labels}
+    if jobs <= 1:
+        rows = _draw_pages(folder, 0, n, font_px, random.Random(seed), **page)
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        tasks = [(folder, first, min(CHUNK, n - first), font_px, seed, k, page)
+                 for k, first in enumerate(range(0, n, CHUNK))]
+        with ProcessPoolExecutor(jobs) as pool:
+            rows = [row for chunk in pool.map(_draw_chunk, tasks) for row in chunk]
+    (folder / "annotations.jsonl").write_text("".join(row + "\n" for row in rows))
 
 
 def final_scores(model_dir: Path, data: Path, n: int) -> dict[str, Any]:
@@ -121,8 +147,10 @@ def final_scores(model_dir: Path, data: Path, n: int) -> dict[str, Any]:
     rows = [json.loads(line) for line in (data / "test" / "annotations.jsonl").read_text().splitlines()][:n]
     samples = [TrainSample(source=r["image"], image=str(data / "test" / r["image"]), system=SYSTEM, question=QUESTION,
                            answer=r["suffix"], gold=json.loads(r["suffix"])) for r in rows]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
     answers = generate_answers(model, processor, samples, resolution=contract.resolution, max_new_tokens=16 * len(samples[0].gold),
-                               batch_size=32, device=torch.device("cpu"), autocast=None)
+                               batch_size=32, device=device, autocast=None)
     exact = digits = valid = total_codes = total_digits = 0
     for answer, sample in zip(answers, samples):
         parsed = parse_json(answer)
@@ -164,6 +192,13 @@ def main() -> None:
     parser.add_argument("--train-seed", type=int, default=1, help="seed of the training pages (another value "
                         "gives fresh pages, e.g. for a run continued with --init-from)")
     parser.add_argument("--name", default=None, help="record name (default: from the settings)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes drawing the pages (>1: other pages than "
+                        "one process draws from the same seed, see write_split)")
+    parser.add_argument("--workers", type=int, default=1, help="training data-loader workers")
+    parser.add_argument("--max-seconds", type=float, default=None, help="stop training after this long (SIGTERM: "
+                        "the trainer checkpoints); the record keeps the curve so far, with no final test")
+    parser.add_argument("--results", type=Path, default=None, help="results file (default: "
+                        "benchmarks/results/builtin_reading_probe_cpu.json, or ..._gpu.json where CUDA is present)")
     args = parser.parse_args()
     lines = args.lines or args.codes
     if args.labels and args.codes > len(LABELS):
@@ -191,7 +226,7 @@ def main() -> None:
     data = work / "data"
     start = time.perf_counter()
     page = {"digits": args.digits, "scale": args.render_scale, "codes": args.codes, "lines": lines, "labels": args.labels}
-    write_split(data / "train", args.n_train, args.font_px, seed=args.train_seed, **page)
+    write_split(data / "train", args.n_train, args.font_px, seed=args.train_seed, jobs=args.jobs, **page)
     write_split(data / "valid", 64, args.font_px, seed=2, **page)
     write_split(data / "test", 200, args.font_px, seed=3, **page)
     data_s = time.perf_counter() - start
@@ -203,7 +238,7 @@ def main() -> None:
                     pixel_norm=pixel_norm, overwrite=True)
     config = {
         "model": str(model), "method": "full", "out": str(work / "train"),
-        "data": {"dataset": str(data), "target_format": "verbatim", "num_workers": 1},
+        "data": {"dataset": str(data), "target_format": "verbatim", "num_workers": args.workers},
         "prompt": {"system": SYSTEM, "question": QUESTION},
         "optim": {"learning_rate": args.lr, "weight_decay": 0.01, "warmup_steps": 50, "scheduler": "cosine"},
         "batch_size": args.batch, "max_steps": args.steps, "max_length": 256 * page_units(lines), "precision": "fp32",
@@ -213,35 +248,52 @@ def main() -> None:
     (work / "train.json").write_text(json.dumps(config, indent=2))
     shutil.rmtree(work / "train", ignore_errors=True)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vlmocr.cli.app", "train", str(work / "train.json")],
-                   cwd=REPO, check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "vlmocr.cli.app", "train", str(work / "train.json")], cwd=REPO)
+    try:
+        proc.wait(timeout=args.max_seconds)
+    except subprocess.TimeoutExpired:  # the trainer checkpoints and stops on SIGTERM; the curve so far is kept
+        print(f"--max-seconds {args.max_seconds}: stopping the run", flush=True)
+        proc.terminate()
+        proc.wait()
     train_s = time.perf_counter() - start
+    finished = (work / "train" / "final").is_dir()
+    if proc.returncode and not finished and not (args.max_seconds and train_s >= args.max_seconds):
+        raise SystemExit(f"vlmocr train failed (exit {proc.returncode})")
     rows = [json.loads(line) for line in (work / "train" / "metrics.jsonl").read_text().splitlines()]
     curve = [{"step": r["step"], "samples_seen": r["step"] * args.batch, "exact_match": r.get("exact_match"),
               "json_valid": r.get("json_valid"), "image_gain_values": r.get("image_gain_values"),
               "image_gain_structure": r.get("image_gain_structure")} for r in rows if r.get("kind") == "eval"]
     losses = [r["loss"] for r in rows if r.get("kind") == "train"]
-    final = final_scores(work / "train" / "final", data, 200)
+    curve_steps = [r["step"] for r in rows if r.get("kind") == "train"]
+    final = final_scores(work / "train" / "final", data, 200) if finished else None
+
+    import torch
 
     from vlmocr.fileio import cpu_machine
 
+    cuda = torch.cuda.is_available()
+    result = args.results or (RESULT.with_name("builtin_reading_probe_gpu.json") if cuda else RESULT)
+    machine = cpu_machine() | ({"gpu": torch.cuda.get_device_name(0)} if cuda else {})
     record = {
         "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE),
         "render_scale": args.render_scale, "visual_tokens": 32 * page_units(lines) * (args.upscale * args.render_scale) ** 2,
         "codes": args.codes, "lines": lines, "labels": args.labels, "train_seed": args.train_seed, "init_from": str(args.init_from) if args.init_from else None,
         "model_size": args.size, "steps": args.steps, "batch_size": args.batch, "learning_rate": args.lr,
-        "train_images": args.n_train, "samples_seen": args.steps * args.batch,
+        "train_images": args.n_train, "samples_seen": (curve_steps[-1] if curve_steps else 0) * args.batch,
+        "stopped_early": not finished, "page_jobs": args.jobs,
+        "device": "cuda" if cuda else "cpu",
         "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
         "train_s": round(train_s, 1), "data_s": round(data_s, 1), "eval_curve": curve, "final_test": final,
         "chance": {"code_exact": 10.0 ** -args.digits, "digit_accuracy": 0.1},
     }
-    existing = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
+    existing = json.loads(result.read_text()) if result.is_file() else {}
     records = [r for r in existing.get("records", []) if r.get("name") != record["name"]] + [record]
-    RESULT.write_text(json.dumps({"machine": cpu_machine(), "question": QUESTION,
+    result.write_text(json.dumps({"machine": machine, "question": QUESTION,
                                   "what": "random digits (record: digits, font_px; codes a page, one a line, two lines to 112 px of a 224-wide page); "
                                           "one question for every sample",
                                   "records": records}, indent=2) + "\n")
-    print(json.dumps({k: record[k] for k in ("name", "loss_first", "loss_last", "train_s")} | final, indent=2))
+    print(json.dumps({k: record[k] for k in ("name", "loss_first", "loss_last", "train_s", "samples_seen")}
+                     | (final or {}), indent=2))
 
 
 if __name__ == "__main__":

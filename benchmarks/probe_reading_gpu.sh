@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The reading probe (benchmarks/probe_reading_cpu.py) on a GPU machine reached through a runner with short
+# commands: several page settings side by side, each in its own session (they outlive the call).
+#   PHASE=start    copy the code, start one probe per entry of PROBES (codes a page), return;
+#   PHASE=status   the probes' last log lines and in-run evaluations;
+#   PHASE=collect  wait for them (each stops itself MAX_S seconds after it started: the trainer
+#                  checkpoints on SIGTERM and the record keeps the curve so far), then merge their
+#                  records into $OUT/builtin_reading_probe_gpu.json and their logs into $OUT/probe_logs.tgz.
+#   PROBES="4 8 16" MAX_S=420 PHASE=start bash benchmarks/probe_reading_gpu.sh
+# Pages: 20 px type drawn at 2x, one 4-digit code a line, as the CPU probes of docs/builtin.md; N_TRAIN
+# pages are drawn by JOBS processes (other pages than one process draws) and cycled if a run outlasts them.
+set -uo pipefail
+work=${WORK:-/root/probe-reading}; out=${OUT:-/tmp/out}; phase=${PHASE:-start}
+mkdir -p "$work" "$out"
+if [ "$phase" = start ]; then
+  [ -d .wheels/gpu ] && python3 scripts/device/install_missing.py .wheels/gpu >/dev/null
+  rm -rf "$work/tree" "$work/runs" "$work"/results-*.json "$work"/done-* "$work"/probe-*.log
+  mkdir -p "$work/tree"; cp -r src benchmarks "$work/tree/"
+  cd "$work/tree" || exit 1
+  export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
+  for codes in ${PROBES:-4 8 16}; do
+    setsid nohup bash -c "python3 benchmarks/probe_reading_cpu.py --font-px 20 --render-scale 2 --codes $codes \
+      --steps ${STEPS:-10000} --n-train ${N_TRAIN:-40000} --eval-every ${EVAL_EVERY:-250} --jobs ${JOBS:-4} \
+      --workers ${WORKERS:-2} --max-seconds ${MAX_S:-420} --out $work/runs --results $work/results-$codes.json; \
+      echo \$? > $work/done-$codes" > "$work/probe-$codes.log" 2>&1 < /dev/null &
+  done
+  sleep "${SHOW_AFTER_S:-15}"; tail -n 3 "$work"/probe-*.log; exit 0
+fi
+show_status() {
+  for log in "$work"/probe-*.log; do echo "== $log"; grep -vE "it/s\]|━" "$log" | tail -n 3; done
+  for m in "$work"/runs/*/train/metrics.jsonl; do
+    python3 - "$m" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+train = [r for r in rows if r.get("kind") == "train"]
+evals = [r for r in rows if r.get("kind") == "eval"]
+print(sys.argv[1].split("/")[-3], {k: train[-1].get(k) for k in ("step", "samples_seen", "loss", "samples_per_s")} if train else {},
+      [(r["step"], round(r.get("image_gain_values") or 0, 4)) for r in evals][-6:])
+PY
+  done
+}
+if [ "$phase" = status ]; then show_status; exit 0; fi
+for _ in $(seq "${WAIT_S:-600}"); do
+  n_done=$(ls "$work"/done-* 2>/dev/null | wc -l); n_all=$(ls "$work"/probe-*.log 2>/dev/null | wc -l)
+  [ "$n_done" -ge "$n_all" ] && break; sleep 1
+done
+show_status
+python3 - "$work" "$out/builtin_reading_probe_gpu.json" <<'PY'
+import glob, json, sys
+work, dest = sys.argv[1], sys.argv[2]
+records, head = [], {}
+for path in sorted(glob.glob(f"{work}/results-*.json")):
+    data = json.load(open(path))
+    head = {k: v for k, v in data.items() if k != "records"}
+    records += data["records"]
+json.dump(head | {"records": records}, open(dest, "w"), indent=2)
+print(f"{len(records)} records -> {dest}")
+PY
+tar -C "$work" -czf "$out/probe_logs.tgz" --exclude='*.safetensors' --exclude='*.png' --exclude='*.pt' \
+  $(cd "$work" && ls probe-*.log runs/*/train/metrics.jsonl runs/*/train.json 2>/dev/null)
+ls -la "$out"
