@@ -732,6 +732,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         port=0, max_output_tokens=args.max_tokens, max_num_seqs=args.max_num_seqs,
         gpu_memory_utilization=args.gpu_memory_utilization if gpu else None, device="gpu" if gpu else "auto",
         extra_args=extra_args, run_dir=work / "serve", cache_dir=work / "serve" / "cache",
+        compile_vision={"auto": None, "on": True, "off": False}[args.compile_vision],
         startup_timeout_s=max(60.0, left() - 30),
     )
     report.data["settings"] = {
@@ -739,7 +740,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         "max_tokens": args.max_tokens, "forced_output": force_body(args.max_tokens),
         "images": "vlmocr.data.synth 768x768 JPEG (quality 92), augment=light, distinct per point",
         "max_num_seqs": args.max_num_seqs, "gpu_memory_utilization": config.gpu_memory_utilization,
-        "extra_args": list(extra_args), "phases": sorted(phases), "budget_s": args.budget_s,
+        "extra_args": list(extra_args), "compile_vision": args.compile_vision,
+        "phases": sorted(phases), "budget_s": args.budget_s,
         "raw_client": "openai AsyncOpenAI, one process, original JPEG base64 (server resizes), no structured output",
         "extract": "vlmocr.client.extract.extract: client-side resize to the contract, JPEG base64",
     }
@@ -968,7 +970,10 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=8)
     p.add_argument("--max-num-seqs", type=int, default=512)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.85)
-    p.add_argument("--extra-args", default="", help="more vLLM flags, e.g. '--max-num-batched-tokens 16384'")
+    p.add_argument("--extra-args", default="", help="more vLLM flags, e.g. '--max-num-batched-tokens 16384' "
+                   "(split as a shell would: quote JSON values)")
+    p.add_argument("--compile-vision", choices=("auto", "on", "off"), default="auto",
+                   help="`vlmocr serve`'s vision-encoder compile (auto: its default)")
     p.add_argument("--metrics-interval-s", type=float, default=2.0,
                    help="seconds between /metrics scrapes during a point (was 0.5 in the first H100 calls)")
     p.add_argument("--pyspy-s", type=float, default=0.0,

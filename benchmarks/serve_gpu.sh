@@ -30,47 +30,43 @@ fi
 [ -d "$work/images" ] || python3 benchmarks/bench_serve_gpu.py images --out "$work/images" --n "${N_IMAGES:-6500}" &
 wait
 [ -n "${PREP_ONLY:-}" ] && { ls "$work"; exit 0; }
-# PREWARM=1: start `vlmocr serve` once for each of VARIANTS (below; '-' the plain one) side by side, each
-# with PREWARM_MEM of the GPU's memory, in its own session (they outlive the call), and stop each once it
-# answers: this fills the shared compile cache ($work/serve/cache) while other work runs, so the measured
-# starts later take ~70 s instead of ~200 s. `PREWARM=status` lists which have finished.
+# PREWARM=1: start `vlmocr serve` once for each of VARIANTS (below; '-' the plain one), one after the other
+# with PREWARM_MEM of the GPU's memory, in a session of its own (it outlives the call), stopping each once
+# it answers: this fills the shared compile cache ($work/serve/cache) while other work runs, so the
+# measured starts later take ~60-90 s instead of ~200 s. One at a time: vLLM's start-up memory profile
+# fails when another engine on the GPU allocates or frees memory meanwhile (seen with four at once).
+# `PREWARM=status` lists which have finished.
 if [ "${PREWARM:-}" = status ]; then
   for f in "$work"/prewarm-*/result; do echo "$f: $(cat "$f")"; done; exit 0
 fi
 if [ -n "${PREWARM:-}" ]; then
-  IFS='|' read -r -a variants <<< "${VARIANTS:--}"
-  for i in "${!variants[@]}"; do
-    flags=${variants[$i]}; [ "$flags" = - ] && flags=""
-    read -r -a words <<< "$flags"; vargs=(); for w in "${words[@]}"; do vargs+=("--vllm-arg=$w"); done
-    dir="$work/prewarm-$i"; rm -rf "$dir"; mkdir -p "$dir"
-    setsid nohup bash -c '
-      dir=$1; shift
-      start=$SECONDS
-      python3 -m vlmocr.cli.app serve "$@" > "$dir/serve.out" 2>&1 & pid=$!
+  rm -rf "$work"/prewarm-*; mkdir -p "$work/prewarm-tree"; cp -r src "$work/prewarm-tree/"  # outlives this call's tree
+  setsid nohup bash -c '
+    work=$1; IFS="|" read -r -a variants <<< "$2"
+    for i in "${!variants[@]}"; do
+      flags=${variants[$i]}; [ "$flags" = - ] && flags=""
+      read -r -a words <<< "$flags"; vargs=(); for w in "${words[@]}"; do vargs+=("--vllm-arg=$w"); done
+      dir=$work/prewarm-$i; mkdir -p "$dir"; start=$SECONDS
+      PYTHONPATH=$3:$work/prewarm-tree/src python3 -m vlmocr.cli.app serve "$work/m3b" --device gpu --port 0 \
+        --max-tokens "$4" --max-num-seqs 512 --gpu-memory-utilization "$5" --run-dir "$dir/run" \
+        --cache-dir "$work/serve/cache" --startup-timeout 900 "${vargs[@]}" > "$dir/serve.out" 2>&1 & pid=$!
       until grep -q "ready" "$dir/serve.out" 2>/dev/null || ! kill -0 $pid 2>/dev/null; do sleep 2; done
-      if kill -0 $pid 2>/dev/null; then echo "ready after $((SECONDS - start)) s" > "$dir/result"; kill -INT $pid
-      else echo "failed after $((SECONDS - start)) s: $(tail -c 400 "$dir/serve.out")" > "$dir/result"; fi
-      wait $pid' _ "$dir" "$work/m3b" --device gpu --port 0 --max-tokens "${MAX_TOKENS:-450}" --max-num-seqs 512 \
-      --gpu-memory-utilization "${PREWARM_MEM:-0.18}" --run-dir "$dir/run" --cache-dir "$work/serve/cache" \
-      --startup-timeout 900 "${vargs[@]}" > "$dir/prewarm.log" 2>&1 < /dev/null &
-    echo "prewarm $i: ${flags:-no extra flags}"
-  done
+      if kill -0 $pid 2>/dev/null; then echo "ready after $((SECONDS - start)) s: ${flags:-no extra flags}" > "$dir/result"; kill -INT $pid
+      else echo "failed after $((SECONDS - start)) s: ${flags:-no extra flags}: $(tail -c 400 "$dir/serve.out")" > "$dir/result"; fi
+      wait $pid
+    done' _ "$work" "${VARIANTS:--}" "$site" "${MAX_TOKENS:-450}" "${PREWARM_MEM:-0.3}" > "$work/prewarm.log" 2>&1 < /dev/null &
+  echo "prewarming in the background: ${VARIANTS:--}"
   exit 0
 fi
-rm -rf "$work/offline-images" "$work/hf-images"  # $work/serve keeps the compile cache for the next call
-run() {  # results file, budget, more arguments
-  local json=$1 left=$2; shift 2
-  python3 benchmarks/bench_serve_gpu.py run --model "$work/m3b" --work "$work" --images "$work/images" \
-    --json "$json" --budget-s "$left" --phases "$phases" \
-    --noschema-concurrency "${NOSCHEMA_C:-64,256,512}" --hf-max-tokens "${HF_MAX_TOKENS:-450}" "$@"
-}
 if [ -z "${VARIANTS:-}" ]; then
   run benchmarks/results/serve_gpu.json $((budget - SECONDS)) "$@"
   exit
 fi
 # VARIANTS: server settings to compare in one call, separated by '|', each the vLLM flags `vlmocr serve`
-# gets on top of its own ('-' for none), e.g.
-#   VARIANTS='-|--compilation-config {"compile_mm_encoder":true,"cudagraph_mm_encoder":true}|--max-num-batched-tokens 32768'
+# gets on top of its own ('-' for none; words split at spaces, so JSON without spaces), e.g.
+#   VARIANTS='--compilation-config {}|-|--max-num-batched-tokens 32768'
+# (`vlmocr serve` compiles the vision encoder on GPUs with vLLM >= 0.26 unless the flags carry their own
+# --compilation-config: the first variant is the server without that compile, the second with it.)
 # Each variant starts its own server and runs PHASES in an equal share of the time left; the parts
 # are merged into benchmarks/results/serve_gpu.json (each record's `call` indexes its variant's settings).
 IFS='|' read -r -a variants <<< "$VARIANTS"
@@ -79,7 +75,9 @@ for i in "${!variants[@]}"; do
   flags=${variants[$i]}; [ "$flags" = - ] && flags=""
   share=$(( (budget - SECONDS) / (${#variants[@]} - i) ))
   echo "variant $i: ${flags:-no extra flags}, $share s"
-  OUT= run "$work/variant-$i.json" "$share" --extra-args "$flags" "$@"
+  # Words split at spaces (as PREWARM does), each quoted for the benchmark's shell-style split: JSON keeps its quotes.
+  read -r -a words <<< "$flags"; quoted=$( ((${#words[@]})) && printf '%q ' "${words[@]}")
+  OUT= run "$work/variant-$i.json" "$share" --extra-args "$quoted" "$@"
   parts+=("$work/variant-$i.json")
 done
 python3 benchmarks/bench_serve_gpu.py merge "${parts[@]}" --json benchmarks/results/serve_gpu.json

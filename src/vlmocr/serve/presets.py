@@ -1,6 +1,8 @@
 """Named serving presets: the seed's 3B and 7B commands, and a CPU preset.
 
-A preset only fills settings the user left unset; explicit flags always win.
+A preset only fills settings the user left unset; explicit flags always win. On GPUs every
+preset also gets `vlmocr serve`'s vision-encoder compile where vLLM supports it
+(`ServeConfig.compile_vision`).
 
 - `qwen2.5-vl-3b`: the seed's `vllm serve Qwen/Qwen2.5-VL-3B-Instruct` (GPU). The 3B
   weights are under the Qwen Research licence (non-commercial use only).

@@ -44,6 +44,8 @@ __all__ = ["ServeConfig", "VllmServer", "build_command", "build_env", "start_ser
 log = logging.getLogger(__name__)
 MODULE_ENTRY = "vllm.entrypoints.openai.api_server"
 LOG_FILE = "vllm.log"
+#: The vision encoder compiled and replayed from CUDA graphs (EngineSettings.compile_vision).
+COMPILE_VISION_CONFIG = {"compile_mm_encoder": True, "cudagraph_mm_encoder": True}
 
 
 def _compact(data: Any) -> str:
@@ -107,6 +109,8 @@ def command_for(settings: EngineSettings, config: ServeConfig) -> list[str]:
         argv += ["--gpu-memory-utilization", str(settings.gpu_memory_utilization)]
     if settings.max_num_seqs is not None:
         argv += ["--max-num-seqs", str(settings.max_num_seqs)]
+    if settings.compile_vision:
+        argv += ["--compilation-config", _compact(COMPILE_VISION_CONFIG)]
     argv += list(config.extra_args)
     return argv
 
@@ -382,4 +386,5 @@ def describe(settings: EngineSettings) -> dict[str, Any]:
             "required": b.required,
         },
         "resolution": settings.mm_processor_kwargs,
+        "compile_vision": settings.compile_vision,
     }
