@@ -36,6 +36,7 @@ import argparse
 import json
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -165,6 +166,64 @@ def final_scores(model_dir: Path, data: Path, n: int) -> dict[str, Any]:
             "digit_accuracy": digits / total_digits, "examples": answers[:6]}
 
 
+def run_probe(args: argparse.Namespace, work: Path, data: Path, lines: int, pixels: int,
+              pixel_norm: str) -> tuple[float, float, str | None]:
+    """Draw the pages, build (or take) the model and train it: (train seconds, data seconds, what stopped
+    it early: "max_seconds", a signal's name, or None).
+    Training stops at --max-seconds after the probe started, or when this process gets SIGTERM/SIGINT:
+    the trainer checkpoints and the record keeps the curve so far."""
+    from vlmocr.images import Resolution
+    from vlmocr.models.build import build_model
+
+    started = start = time.perf_counter()
+    page = {"digits": args.digits, "scale": args.render_scale, "codes": args.codes, "lines": lines, "labels": args.labels}
+    write_split(data / "train", args.n_train, args.font_px, seed=args.train_seed, jobs=args.jobs, **page)
+    write_split(data / "valid", 64, args.font_px, seed=2, **page)
+    write_split(data / "test", 200, args.font_px, seed=3, **page)
+    data_s = time.perf_counter() - start
+    model = work / "model"
+    if args.init_from:
+        model = args.init_from
+    else:
+        build_model(model, args.size, seed=0, resolution=Resolution(min_pixels=pixels, max_pixels=pixels),
+                    pixel_norm=pixel_norm, overwrite=True)
+    config = {
+        "model": str(model), "method": "full", "out": str(work / "train"),
+        "data": {"dataset": str(data), "target_format": "verbatim", "num_workers": args.workers},
+        "prompt": {"system": SYSTEM, "question": QUESTION},
+        "optim": {"learning_rate": args.lr, "weight_decay": 0.01, "warmup_steps": 50, "scheduler": "cosine"},
+        "batch_size": args.batch, "max_steps": args.steps, "max_length": 256 * page_units(lines), "precision": "fp32",
+        "eval": {"every_steps": args.eval_every, "n_samples": 64, "batch_size": 32, "metric": "exact_match"},
+        "checkpoint": {"every_steps": 10 ** 6, "keep_last": 1}, "log_every": 20,
+    }
+    (work / "train.json").write_text(json.dumps(config, indent=2))
+    shutil.rmtree(work / "train", ignore_errors=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "vlmocr.cli.app", "train", str(work / "train.json")], cwd=REPO)
+    asked: list[str] = []
+
+    def stop(signum: int, frame: object) -> None:
+        asked.append(signal.Signals(signum).name)
+        proc.terminate()  # the trainer checkpoints and stops
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        left = None if args.max_seconds is None else max(1.0, args.max_seconds - (time.perf_counter() - started))
+        proc.wait(timeout=left)
+    except subprocess.TimeoutExpired:
+        print(f"--max-seconds {args.max_seconds}: stopping the run", flush=True)
+        asked.append("max_seconds")
+        proc.terminate()
+    finally:
+        proc.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    train_s = time.perf_counter() - start
+    if proc.returncode and not asked and not (work / "train" / "final").is_dir():
+        raise SystemExit(f"vlmocr train failed (exit {proc.returncode})")
+    return train_s, data_s, asked[0] if asked else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "probe-reading")
@@ -195,8 +254,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="processes drawing the pages (>1: other pages than "
                         "one process draws from the same seed, see write_split)")
     parser.add_argument("--workers", type=int, default=1, help="training data-loader workers")
-    parser.add_argument("--max-seconds", type=float, default=None, help="stop training after this long (SIGTERM: "
-                        "the trainer checkpoints); the record keeps the curve so far, with no final test")
+    parser.add_argument("--max-seconds", type=float, default=None, help="stop training this long after the probe "
+                        "started, page drawing included (the trainer checkpoints; the record keeps the curve so far, "
+                        "with no final test); SIGTERM/SIGINT to the probe do the same")
+    parser.add_argument("--collect-only", action="store_true", help="train nothing: write the record of the run "
+                        "already in the output folder (e.g. one stopped from outside), from its metrics; give the "
+                        "settings it ran with")
+    parser.add_argument("--gpu-name", default=None, help="with --collect-only: the GPU a run trained on")
     parser.add_argument("--results", type=Path, default=None, help="results file (default: "
                         "benchmarks/results/builtin_reading_probe_cpu.json, or ..._gpu.json where CUDA is present)")
     args = parser.parse_args()
@@ -206,8 +270,7 @@ def main() -> None:
     if lines < args.codes:
         parser.error(f"--lines {lines} is fewer than --codes {args.codes}")
 
-    from vlmocr.images import Resolution
-    from vlmocr.models.build import SIZES, build_model
+    from vlmocr.models.build import SIZES
 
     pixel_norm = args.pixel_norm or SIZES[args.size].pixel_norm
     name = args.name or (f"font{args.font_px}" + (f"_digits{args.digits}" if args.digits != 4 else "")
@@ -224,66 +287,44 @@ def main() -> None:
                          "(--codes/--lines/--render-scale/--upscale must match the run it continues)")
     work = args.out / name
     data = work / "data"
-    start = time.perf_counter()
-    page = {"digits": args.digits, "scale": args.render_scale, "codes": args.codes, "lines": lines, "labels": args.labels}
-    write_split(data / "train", args.n_train, args.font_px, seed=args.train_seed, jobs=args.jobs, **page)
-    write_split(data / "valid", 64, args.font_px, seed=2, **page)
-    write_split(data / "test", 200, args.font_px, seed=3, **page)
-    data_s = time.perf_counter() - start
-    model = work / "model"
-    if args.init_from:
-        model = args.init_from
+    if args.collect_only:
+        train_s = data_s = stopped = None
+        if not (work / "train" / "metrics.jsonl").is_file():
+            parser.error(f"--collect-only: {work / 'train' / 'metrics.jsonl'} does not exist")
     else:
-        build_model(model, args.size, seed=0, resolution=Resolution(min_pixels=pixels, max_pixels=pixels),
-                    pixel_norm=pixel_norm, overwrite=True)
-    config = {
-        "model": str(model), "method": "full", "out": str(work / "train"),
-        "data": {"dataset": str(data), "target_format": "verbatim", "num_workers": args.workers},
-        "prompt": {"system": SYSTEM, "question": QUESTION},
-        "optim": {"learning_rate": args.lr, "weight_decay": 0.01, "warmup_steps": 50, "scheduler": "cosine"},
-        "batch_size": args.batch, "max_steps": args.steps, "max_length": 256 * page_units(lines), "precision": "fp32",
-        "eval": {"every_steps": args.eval_every, "n_samples": 64, "batch_size": 32, "metric": "exact_match"},
-        "checkpoint": {"every_steps": 10 ** 6, "keep_last": 1}, "log_every": 20,
-    }
-    (work / "train.json").write_text(json.dumps(config, indent=2))
-    shutil.rmtree(work / "train", ignore_errors=True)
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "vlmocr.cli.app", "train", str(work / "train.json")], cwd=REPO)
-    try:
-        proc.wait(timeout=args.max_seconds)
-    except subprocess.TimeoutExpired:  # the trainer checkpoints and stops on SIGTERM; the curve so far is kept
-        print(f"--max-seconds {args.max_seconds}: stopping the run", flush=True)
-        proc.terminate()
-        proc.wait()
-    train_s = time.perf_counter() - start
+        train_s, data_s, stopped = run_probe(args, work, data, lines, pixels, pixel_norm)
     finished = (work / "train" / "final").is_dir()
-    if proc.returncode and not finished and not (args.max_seconds and train_s >= args.max_seconds):
-        raise SystemExit(f"vlmocr train failed (exit {proc.returncode})")
     rows = [json.loads(line) for line in (work / "train" / "metrics.jsonl").read_text().splitlines()]
     curve = [{"step": r["step"], "samples_seen": r["step"] * args.batch, "exact_match": r.get("exact_match"),
               "json_valid": r.get("json_valid"), "image_gain_values": r.get("image_gain_values"),
               "image_gain_structure": r.get("image_gain_structure")} for r in rows if r.get("kind") == "eval"]
     losses = [r["loss"] for r in rows if r.get("kind") == "train"]
-    curve_steps = [r["step"] for r in rows if r.get("kind") == "train"]
+    curve_steps = [r["step"] for r in rows if r.get("kind") in ("train", "eval")]
     final = final_scores(work / "train" / "final", data, 200) if finished else None
 
     import torch
 
     from vlmocr.fileio import cpu_machine
 
-    cuda = torch.cuda.is_available()
+    if args.collect_only:  # where the run trained, not where it is collected
+        cuda = any("gpu_peak_gib" in r for r in rows)
+        gpu = args.gpu_name
+        machine = {"gpu": gpu} if cuda else cpu_machine()
+    else:
+        cuda = torch.cuda.is_available()
+        machine = cpu_machine() | ({"gpu": torch.cuda.get_device_name(0)} if cuda else {})
     result = args.results or (RESULT.with_name("builtin_reading_probe_gpu.json") if cuda else RESULT)
-    machine = cpu_machine() | ({"gpu": torch.cuda.get_device_name(0)} if cuda else {})
     record = {
         "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE),
         "render_scale": args.render_scale, "visual_tokens": 32 * page_units(lines) * (args.upscale * args.render_scale) ** 2,
         "codes": args.codes, "lines": lines, "labels": args.labels, "train_seed": args.train_seed, "init_from": str(args.init_from) if args.init_from else None,
         "model_size": args.size, "steps": args.steps, "batch_size": args.batch, "learning_rate": args.lr,
-        "train_images": args.n_train, "samples_seen": (curve_steps[-1] if curve_steps else 0) * args.batch,
-        "stopped_early": not finished, "page_jobs": args.jobs,
+        "train_images": args.n_train, "samples_seen": max(curve_steps, default=0) * args.batch,
+        "stopped_early": not finished, "stopped_by": stopped, "page_jobs": args.jobs,
         "device": "cuda" if cuda else "cpu",
         "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
-        "train_s": round(train_s, 1), "data_s": round(data_s, 1), "eval_curve": curve, "final_test": final,
+        "train_s": None if train_s is None else round(train_s, 1), "data_s": None if data_s is None else round(data_s, 1),
+        "eval_curve": curve, "final_test": final,
         "chance": {"code_exact": 10.0 ** -args.digits, "digit_accuracy": 0.1},
     }
     existing = json.loads(result.read_text()) if result.is_file() else {}

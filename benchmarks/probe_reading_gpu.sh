@@ -3,8 +3,9 @@
 # commands: several page settings side by side, each in its own session (they outlive the call).
 #   PHASE=start    copy the code, start one probe per entry of PROBES (codes a page), return;
 #   PHASE=status   the probes' last log lines and in-run evaluations;
-#   PHASE=collect  wait for them (each stops itself MAX_S seconds after it started: the trainer
-#                  checkpoints on SIGTERM and the record keeps the curve so far), then merge their
+#   PHASE=collect  wait for them (each stops itself MAX_S seconds after it started, page drawing included;
+#                  after WAIT_S seconds the rest are stopped: the trainer checkpoints and the record keeps
+#                  the curve so far), then merge their
 #                  records into $OUT/builtin_reading_probe_gpu.json and their logs into $OUT/probe_logs.tgz.
 #   PROBES="4 8 16" MAX_S=420 PHASE=start bash benchmarks/probe_reading_gpu.sh
 # Pages: 20 px type drawn at 2x, one 4-digit code a line, as the CPU probes of docs/builtin.md; N_TRAIN
@@ -40,10 +41,12 @@ PY
   done
 }
 if [ "$phase" = status ]; then show_status; exit 0; fi
-for _ in $(seq "${WAIT_S:-600}"); do
-  n_done=$(ls "$work"/done-* 2>/dev/null | wc -l); n_all=$(ls "$work"/probe-*.log 2>/dev/null | wc -l)
-  [ "$n_done" -ge "$n_all" ] && break; sleep 1
-done
+all_done() { [ "$(ls "$work"/done-* 2>/dev/null | wc -l)" -ge "$(ls "$work"/probe-*.log 2>/dev/null | wc -l)" ]; }
+for _ in $(seq "${WAIT_S:-600}"); do all_done && break; sleep 1; done
+if ! all_done; then  # SIGTERM to a probe stops its training and writes its record with the curve so far
+  echo "stopping the probes still running"; pkill -TERM -f "[p]robe_reading_cpu.py"
+  for _ in $(seq 180); do all_done && break; sleep 1; done
+fi
 show_status
 python3 - "$work" "$out/builtin_reading_probe_gpu.json" <<'PY'
 import glob, json, sys
