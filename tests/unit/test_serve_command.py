@@ -219,16 +219,22 @@ def test_cli_dry_run(tmp_path: Path, on_cpu: None) -> None:
 def test_vision_encoder_compile_on_gpus(tmp_path: Path, on_gpu: None, monkeypatch: pytest.MonkeyPatch,
                                         version: tuple[int, int] | None, config: ServeConfig, expected: bool) -> None:
     monkeypatch.setattr(engine, "installed_vllm_version", lambda: version)
-    argv = build_command(str(make_model(tmp_path / "m")), config)
+    argv = build_command(str(qwen_model(tmp_path / "m")), config)
     ours = [json.loads(argv[i + 1]) for i, a in enumerate(argv) if a == "--compilation-config"
             and "compile_mm_encoder" in argv[i + 1]]
     assert ours == ([{"compile_mm_encoder": True, "cudagraph_mm_encoder": True}] if expected else [])
     assert argv.count("--compilation-config") + argv.count("-cc={}") <= 1  # never two configs
 
 
+def qwen_model(path: Path) -> Path:
+    model = make_model(path)
+    (model / "config.json").write_text(json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"]}))
+    return model
+
+
 def test_vision_encoder_compile_asked_for_where_it_cannot_be(tmp_path: Path, on_gpu: None,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    model = str(make_model(tmp_path / "m"))
+    model = str(qwen_model(tmp_path / "m"))
     monkeypatch.setattr(engine, "installed_vllm_version", lambda: (0, 25))
     with pytest.raises(ConfigError, match="vLLM >= 0.26.*found 0.25"):
         build_command(model, ServeConfig(compile_vision=True))
@@ -240,6 +246,16 @@ def test_vision_encoder_compile_asked_for_where_it_cannot_be(tmp_path: Path, on_
     with pytest.raises(ConfigError, match="GPU build"):
         build_command(model, ServeConfig(compile_vision=True, device="cpu"))
     assert "--compilation-config" not in build_command(model, ServeConfig(device="cpu"))
+    # Another architecture (or a folder whose config names none): not added, and refused when asked for.
+    other = make_model(tmp_path / "other")
+    (other / "config.json").write_text(json.dumps({"architectures": ["Qwen2VLForConditionalGeneration"]}))
+    assert "--compilation-config" not in build_command(str(other), ServeConfig())
+    assert "--compilation-config" not in build_command(str(make_model(tmp_path / "bare")), ServeConfig())
+    with pytest.raises(ConfigError, match="Qwen2_5_VLForConditionalGeneration only"):
+        build_command(str(other), ServeConfig(compile_vision=True))
+    # The seed's presets are hub ids of Qwen2.5-VL: they get it.
+    preset = build_command(None, ServeConfig(preset="qwen2.5-vl-7b"))
+    assert json.loads(flag(preset, "--compilation-config")) == {"compile_mm_encoder": True, "cudagraph_mm_encoder": True}
 
 
 def test_installed_vllm_version_reads_the_distribution(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,7 +54,7 @@ def serve(
     max_num_seqs: int = typer.Option(None, "--max-num-seqs", help="Max requests batched together."),
     compile_vision: bool = typer.Option(None, "--compile-vision/--no-compile-vision",
                                         help="Compile the vision encoder and replay it from CUDA graphs "
-                                             "(default: on for GPUs with vLLM >= 0.26)."),
+                                             "(default: on for Qwen2.5-VL on GPUs with vLLM >= 0.26)."),
     media_domain: list[str] = typer.Option(None, "--allow-media-domain", help="Allow image URLs from this domain (default: none; send base64)."),
     vllm_arg: list[str] = typer.Option(None, "--vllm-arg", help="Extra argument passed to vLLM as is (repeatable)."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Folder for the server log and temp files (default: a temp folder)."),

@@ -19,6 +19,7 @@ arguments) are built from the same `EngineSettings`, so they decode the same way
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -65,8 +66,8 @@ class ServeConfig:
     enforce_eager: bool | None = None
     max_num_seqs: int | None = None
     #: Compile vLLM's vision encoder and replay it from CUDA graphs (its `compile_mm_encoder` and
-    #: `cudagraph_mm_encoder`). None: on for GPUs with vLLM >= 0.26 unless eager or the extra
-    #: arguments set their own --compilation-config (measured there: see COMPILE_VISION_MIN_VLLM).
+    #: `cudagraph_mm_encoder`). None: on for Qwen2.5-VL models on GPUs with vLLM >= 0.26 unless eager
+    #: or the extra arguments set their own --compilation-config (measured there: COMPILE_VISION_MIN_VLLM).
     compile_vision: bool | None = None
     structured_backend: str = "xgrammar"
     disable_any_whitespace: bool = True
@@ -168,13 +169,30 @@ def _own_compilation_config(extra_args: tuple[str, ...]) -> bool:
     return any(a == f or a.startswith(f + "=") for a in extra_args for f in _COMPILATION_FLAGS)
 
 
-def resolve_compile_vision(config: ServeConfig, flavor: str, enforce_eager: bool) -> bool:
+#: The architecture the compile was measured on (vLLM lists Qwen2.5-VL among the few it supports).
+COMPILE_VISION_ARCHITECTURE = "Qwen2_5_VLForConditionalGeneration"
+
+
+def is_qwen2_5_vl(model: str, model_dir: Path | None) -> bool:
+    """A local folder whose config.json names Qwen2.5-VL's architecture, or a hub id that says Qwen2.5-VL."""
+    if model_dir is None:
+        return "qwen2.5-vl" in model.lower()
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return COMPILE_VISION_ARCHITECTURE in (config.get("architectures") or []) if isinstance(config, dict) else False
+
+
+def resolve_compile_vision(config: ServeConfig, flavor: str, enforce_eager: bool, qwen2_5_vl: bool = True) -> bool:
     """Whether to compile the vision encoder (see ServeConfig.compile_vision); a ConfigError where
     it was asked for and cannot be."""
     if config.compile_vision is False:
         return False
     why_not = None
-    if flavor != "gpu":
+    if not qwen2_5_vl:
+        why_not = f"it is measured and supported for {COMPILE_VISION_ARCHITECTURE} only"
+    elif flavor != "gpu":
         why_not = "it needs a GPU build of vLLM"
     elif enforce_eager:
         why_not = "eager mode compiles nothing"
@@ -341,6 +359,6 @@ def resolve_settings(model: str | None, config: ServeConfig) -> EngineSettings:
         kv_cache_bytes=kv_cache_bytes,
         gpu_memory_utilization=config.gpu_memory_utilization if flavor == "gpu" else None,
         max_num_seqs=config.max_num_seqs,
-        compile_vision=resolve_compile_vision(config, flavor, enforce_eager),
+        compile_vision=resolve_compile_vision(config, flavor, enforce_eager, is_qwen2_5_vl(model, model_dir)),
         contract=contract,
     )
