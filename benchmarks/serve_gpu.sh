@@ -58,6 +58,13 @@ if [ -n "${PREWARM:-}" ]; then
   echo "prewarming in the background: ${VARIANTS:--}"
   exit 0
 fi
+rm -rf "$work/offline-images" "$work/hf-images"  # $work/serve keeps the compile cache for the next call
+run() {  # results file, budget, more arguments
+  local json=$1 left=$2; shift 2
+  python3 benchmarks/bench_serve_gpu.py run --model "$work/m3b" --work "$work" --images "$work/images" \
+    --json "$json" --budget-s "$left" --phases "$phases" \
+    --noschema-concurrency "${NOSCHEMA_C:-64,256,512}" --hf-max-tokens "${HF_MAX_TOKENS:-450}" "$@"
+}
 if [ -z "${VARIANTS:-}" ]; then
   run benchmarks/results/serve_gpu.json $((budget - SECONDS)) "$@"
   exit
