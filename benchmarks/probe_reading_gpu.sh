@@ -44,7 +44,7 @@ if [ "$phase" = status ]; then show_status; exit 0; fi
 all_done() { [ "$(ls "$work"/done-* 2>/dev/null | wc -l)" -ge "$(ls "$work"/probe-*.log 2>/dev/null | wc -l)" ]; }
 for _ in $(seq "${WAIT_S:-600}"); do all_done && break; sleep 1; done
 if ! all_done; then  # SIGTERM to a probe stops its training and writes its record with the curve so far
-  echo "stopping the probes still running"; pkill -TERM -f "[p]robe_reading_cpu.py"
+  echo "stopping the probes still running"; pkill -TERM -f "^python3 benchmarks/probe_reading_cpu.py"  # the probes, not their wrapper shells
   for _ in $(seq 180); do all_done && break; sleep 1; done
 fi
 show_status
