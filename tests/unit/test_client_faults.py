@@ -254,3 +254,40 @@ def test_server_down_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ServerError, match="cannot reach the server"):
         extract(images, config)
     assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_several_servers_share_the_work(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 12)
+    with FakeOpenAI(default=Action(delay=0.05)) as a, FakeOpenAI(default=Action(delay=0.05)) as b:
+        result, rows = run(a, images, tmp_path, server=f"{a.base_url},{b.base_url}", concurrency=4)
+    assert result.ok == 12 and sorted(row["file"] for row in rows) == sorted(str(p) for p in images)
+    assert len(a.requests) >= 3 and len(b.requests) >= 3 and len(a.requests) + len(b.requests) == 12
+
+
+def test_a_server_that_goes_away_hands_its_images_to_the_others(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 10)
+    with FakeOpenAI(default=Action(reset=True)) as dead, FakeOpenAI() as alive:
+        result, rows = run(dead, images, tmp_path, server=[dead.base_url, alive.base_url], concurrency=4,
+                           max_retries=1)
+    assert dead.requests, "the dead server was asked first by its share of the workers"
+    assert result.ok == 10 and result.failed == 0 and len(rows) == 10
+    assert len(alive.requests) == 10
+
+
+def test_when_every_server_goes_away_the_rows_say_so(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 6)
+    with FakeOpenAI(default=Action(reset=True)) as a, FakeOpenAI(default=Action(reset=True)) as b:
+        result, rows = run(a, images, tmp_path, server=[a.base_url, b.base_url], concurrency=2, max_retries=0)
+    assert result.failed == 6 and len(rows) == 6
+    assert all(row["error"].startswith("connection:") for row in rows)
+
+
+def test_servers_must_serve_one_model(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "img", 1)
+    with FakeOpenAI(models=["a"]) as a, FakeOpenAI(models=["b"]) as b:
+        with pytest.raises(ConfigError, match="serve different models"):
+            run(a, images, tmp_path, server=[a.base_url, b.base_url])
+        result, _ = run(a, images, tmp_path, server=[a.base_url, b.base_url], model="a")
+    assert result.ok == 1 and result.model == "a"
+    with pytest.raises(ConfigError, match="given twice"):
+        ExtractConfig(server="127.0.0.1:8000, http://127.0.0.1:8000/v1")

@@ -136,6 +136,18 @@ def test_lr_schedule_warmup_then_cosine() -> None:
     assert _lr_lambda(10, 0, "linear")(5) == pytest.approx(0.5) and _lr_lambda(10, 0, "constant")(9) == 1.0
 
 
+def test_lr_schedule_warm_restarts() -> None:
+    """cycles=2 over 20 steps: two copies of the 10-step schedule, each warming up again and reaching zero."""
+    from vlmocr.train.trainer import _lr_lambda
+
+    one, two = _lr_lambda(10, 2, "cosine"), _lr_lambda(20, 2, "cosine", cycles=2)
+    assert [two(s) for s in range(10)] == [one(s) for s in range(10)]
+    assert [two(s) for s in range(10, 20)] == [one(s) for s in range(10)]
+    assert two(9) < 0.05 and two(10) == pytest.approx(0.5) and two(11) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="optim.cycles"):
+        TrainConfig.from_dict({"model": "m", "data": {"dataset": "d"}, "optim": {"cycles": 0}}).validate()
+
+
 def test_train_modules_import_without_torch() -> None:
     code = (
         "import sys\n"

@@ -49,7 +49,8 @@ def _ladder(text: str | None) -> tuple[float, ...]:
 @handle_errors
 def extract(
     images: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
-    server: str = typer.Option(None, "--server", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."),
+    server: list[str] = typer.Option(None, "--server", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; "
+                                     "repeat it (or separate URLs by commas) to spread the work over several servers."),
     offline: str = typer.Option(None, "--offline", help="Model folder: run vLLM in-process instead of a server."),
     model: str = typer.Option(None, "--model", help="Model name on the server (default: the only one it lists)."),
     api_key: str = typer.Option(None, "--api-key", envvar="VLMOCR_API_KEY", help="Bearer key for the server."),
@@ -82,7 +83,7 @@ def extract(
     if no_schema and schema is not None:
         raise ConfigError("--schema and --no-schema exclude each other")
     config = ExtractConfig(
-        server=server, model=model, api_key=api_key, offline=offline, out=out_path, csv=csv_path,
+        server=tuple(server or ()) or None, model=model, api_key=api_key, offline=offline, out=out_path, csv=csv_path,
         contract_dir=contract, system=system, question=question, schema_path=schema, use_schema=not no_schema,
         concurrency=concurrency, max_tokens=max_tokens, temperature=temperature, temperature_ladder=_ladder(ladder),
         max_retries=retries, timeout_s=timeout, allow_fenced=allow_fenced,

@@ -16,6 +16,11 @@ Works against any server that speaks the OpenAI chat API with image parts (vLLM,
    the model; `use_schema=False` turns it off), validate what comes back, retry only
    transient failures, and write each row as soon as it is known.
 
+Several servers of one model (`vlmocr serve --replicas N`, or several machines): `server` takes
+a list (or comma-separated URLs). The workers are spread over them evenly; they must all list the
+same model. A server that stops accepting connections is dropped: its image goes back on the queue
+for the others, and only when none is left are its rows written as failed.
+
 With `config.offline` set (a model folder), step 2-4 run in-process on `vllm.LLM`
 instead (`offline.py`).
 """
@@ -50,7 +55,8 @@ log = logging.getLogger(__name__)
 class ExtractConfig:
     """Where to send images, with which contracts, and how to retry and write."""
 
-    server: str | None = None
+    #: One base URL, several (a list, or URLs separated by commas): the workers are spread over them.
+    server: str | tuple[str, ...] | list[str] | None = None
     model: str | None = None
     api_key: str | None = None
     offline: str | None = None
@@ -102,6 +108,16 @@ class ExtractConfig:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
         if self.pool_connections < 1:
             raise ConfigError(f"pool_connections must be positive, got {self.pool_connections}")
+        if self.server is not None and not self.servers:
+            raise ConfigError("--server: no URL given")
+        if len(set(self.servers)) != len(self.servers):
+            raise ConfigError(f"--server: a URL is given twice ({', '.join(self.servers)})")
+
+    @property
+    def servers(self) -> list[str]:
+        """The base URLs, normalized ('host:8000' → 'http://host:8000/v1')."""
+        given = [self.server] if isinstance(self.server, str) else list(self.server or ())
+        return [normalize_base_url(url) for item in given for url in item.split(",") if url.strip()]
 
 
 @dataclass(frozen=True)
@@ -295,6 +311,28 @@ def _client_pools(config: ExtractConfig, timeout: Any, headers: dict[str, str]) 
     return [httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits, verify=tls) for _ in range(n)]
 
 
+async def _resolve_model(http: Any, bases: list[str], config: ExtractConfig) -> tuple[str, dict[str, Any] | None]:
+    """The model name to ask for (and its /models entry on the first server): every server must serve it."""
+    model, entry = config.model, None
+    for base in bases:
+        models = await _models(http, base, config.max_retries, config.backoff_base_s, required=config.model is None)
+        names = [str(m.get("id")) for m in models]
+        if config.model is None:
+            if len(models) != 1:
+                raise ConfigError(f"the server at {base} lists {len(models)} models ({', '.join(names) or 'none'}): "
+                                  "choose one with --model")
+            if model is not None and names[0] != model:
+                raise ConfigError(f"the servers serve different models ({model} at {bases[0]}, {names[0]} at {base}): "
+                                  "give --model, or servers of one model")
+            model = names[0]
+        elif models and model not in names:
+            log.warning("the server at %s does not list %r (it lists %s)", base, model, ", ".join(names))
+        if base == bases[0]:
+            entry = next((m for m in models if m.get("id") == model), None)
+    assert model is not None
+    return model, entry
+
+
 async def _extract_server(
     images: list[Path], config: ExtractConfig, progress: Progress | None
 ) -> ExtractResult:
@@ -302,38 +340,29 @@ async def _extract_server(
 
     from vlmocr.client.request import RequestSpec, RetryPolicy, request_image
 
-    if not config.server:
+    bases = config.servers
+    if not bases:
         raise ConfigError("give --server URL (an OpenAI-compatible server) or --offline MODEL_DIR")
-    base = normalize_base_url(config.server)
     result = ExtractResult(out=config.out, total=len(images))
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)
     async with contextlib.AsyncExitStack() as stack:
         pools = [await stack.enter_async_context(client) for client in _client_pools(config, timeout, headers)]
-        http = pools[0]
-        model = config.model
-        models = await _models(http, base, config.max_retries, config.backoff_base_s, required=model is None)
-        entry = next((m for m in models if m.get("id") == model), None) if model else None
-        if model and models and entry is None:
-            log.warning("the server does not list %r (it lists %s)", model, ", ".join(str(m.get("id")) for m in models))
-        if model is None:
-            if len(models) != 1:
-                names = ", ".join(str(m.get("id")) for m in models) or "none"
-                raise ConfigError(f"the server lists {len(models)} models ({names}): choose one with --model")
-            entry, model = models[0], str(models[0].get("id"))
+        model, entry = await _resolve_model(pools[0], bases, config)
         root = entry.get("root") if entry else None
         local_root = root if isinstance(root, str) and os.path.isdir(root) else None
         job = resolve_job(config, local_root)
         result.model, result.contract_source = model, job.contract_source
         checker = SchemaChecker(job.schema) if job.schema is not None else None
         todo, result.skipped, needs_newline = plan(images, config)
-        spec = RequestSpec(
+        policy = RetryPolicy(config.max_retries, config.backoff_base_s, config.backoff_cap_s,
+                             config.retry_after_cap_s, tuple(config.temperature_ladder))
+        specs = [RequestSpec(
             url=f"{base}/chat/completions", model=model, prompt=job.prompt, max_tokens=job.max_tokens,
             temperature=config.temperature, schema=job.decoding_schema(), checker=checker,
-            allow_fenced=config.allow_fenced, extra_body=dict(config.extra_body or {}),
-            policy=RetryPolicy(config.max_retries, config.backoff_base_s, config.backoff_cap_s,
-                               config.retry_after_cap_s, tuple(config.temperature_ladder)),
-        )
+            allow_fenced=config.allow_fenced, extra_body=dict(config.extra_body or {}), policy=policy,
+        ) for base in bases]
+        live = set(range(len(specs)))  # servers still accepting connections
         if progress is not None:
             progress.start(len(todo), result.skipped)
         queue: asyncio.Queue[Path] = asyncio.Queue()
@@ -342,8 +371,12 @@ async def _extract_server(
         start = time.monotonic()
         with PredictionWriter(config.out, ends_without_newline=needs_newline) as writer:
 
-            async def worker(http: httpx.AsyncClient) -> None:
+            async def worker(http: httpx.AsyncClient, index: int) -> None:
                 while not queue.empty():
+                    if index not in live:  # this worker's server went away: take another one
+                        if not live:
+                            break
+                        index = min(live, key=lambda i: (i - index) % len(specs))
                     path = queue.get_nowait()
                     try:
                         url = await asyncio.to_thread(
@@ -353,14 +386,22 @@ async def _extract_server(
                     except ImageError as exc:
                         prediction = Prediction(file=str(path), error=f"image_error: {exc}")
                     else:
-                        prediction = await request_image(http, spec, str(path), url)
+                        prediction = await request_image(http, specs[index], str(path), url)
+                        if (prediction.error or "").startswith("connection:") and len(live - {index}) > 0:
+                            # Unreachable after its retries: drop that server, the image goes to another.
+                            if index in live:
+                                live.discard(index)
+                                log.warning("%s stopped accepting connections (%s); going on with %d other "
+                                            "server(s)", bases[index], prediction.error, len(live))
+                            queue.put_nowait(path)
+                            continue
                     writer.write(prediction)
                     result.add(prediction)
                     if progress is not None:
                         progress.advance(prediction)
 
             n_workers = min(config.concurrency, max(1, len(todo)))
-            await asyncio.gather(*(worker(pools[i % len(pools)]) for i in range(n_workers)))
+            await asyncio.gather(*(worker(pools[i % len(pools)], i % len(specs)) for i in range(n_workers)))
         result.elapsed_s = time.monotonic() - start
     return result
 

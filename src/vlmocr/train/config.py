@@ -74,6 +74,8 @@ class OptimConfig:
     warmup_steps: int | None = None  # None: warmup_ratio of the total steps
     warmup_ratio: float = 0.03
     scheduler: str = "cosine"
+    #: Warm restarts: the steps split into this many equal cycles, each with its own warm-up and decay to zero.
+    cycles: int = 1
     max_grad_norm: float = 1.0
     fused: bool | None = None  # fused AdamW; None = on CUDA only
 
@@ -168,6 +170,7 @@ class TrainConfig:
         o = self.optim
         check(o.learning_rate > 0, f"optim.learning_rate must be > 0, got {o.learning_rate}")
         check(o.scheduler in SCHEDULERS, f"optim.scheduler must be one of {SCHEDULERS}")
+        check(o.cycles >= 1, f"optim.cycles must be at least 1, got {o.cycles}")
         check(0 <= o.warmup_ratio < 1, "optim.warmup_ratio must be within [0, 1)")
         check(self.eval.every_steps >= 0 and self.eval.n_samples >= 0, "eval.every_steps/n_samples must be >= 0")
         check(self.eval.batch_size >= 1, "eval.batch_size must be >= 1")

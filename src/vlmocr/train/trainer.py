@@ -129,13 +129,20 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _lr_lambda(total: int, warmup: int, kind: str) -> Callable[[int], float]:
+def _lr_lambda(total: int, warmup: int, kind: str, cycles: int = 1) -> Callable[[int], float]:
+    """The learning-rate factor of each step: `warmup` steps rising linearly, then `kind` (cosine or linear
+    to zero, or constant). With `cycles` > 1 the steps split into that many equal cycles, each with its own
+    warm-up and decay to zero (warm restarts, SGDR-style: the reading probe read only after an anneal and a
+    restart, docs/builtin.md)."""
+    length = max(1, math.ceil(total / max(1, cycles)))
+
     def factor(step: int) -> float:
+        step = step % length if cycles > 1 else step
         if warmup and step < warmup:
             return (step + 1) / warmup
         if kind == "constant":
             return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        progress = min(1.0, (step - warmup) / max(1, length - warmup))
         return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
     return factor
 
@@ -236,8 +243,8 @@ class _Trainer:
             [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=o.learning_rate, betas=(o.beta1, o.beta2), eps=o.eps, fused=fused or None,
         )
-        warmup = o.warmup_steps if o.warmup_steps is not None else int(o.warmup_ratio * total)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup, o.scheduler))
+        warmup = o.warmup_steps if o.warmup_steps is not None else int(o.warmup_ratio * math.ceil(total / o.cycles))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup, o.scheduler, o.cycles))
         state = ckpt.TrainerState(world_size=world)
         if point is not None:
             state = point.state
