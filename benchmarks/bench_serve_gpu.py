@@ -461,8 +461,9 @@ async def _raw(base_url: str, model: str, images: list[Path], concurrency: int, 
 
     prompt = ModelContract().prompt
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0, timeout=900,
-                         http_client=httpx.AsyncClient(limits=limits, timeout=900))
+    # Several base URLs separated by commas (replicas): the requests take them in turn.
+    clients = [AsyncOpenAI(base_url=url, api_key="none", max_retries=0, timeout=900,
+                           http_client=httpx.AsyncClient(limits=limits, timeout=900)) for url in base_url.split(",")]
     extra: dict[str, Any] = {}
     if schema is not None:
         extra["response_format"] = {"type": "json_schema",
@@ -472,8 +473,9 @@ async def _raw(base_url: str, model: str, images: list[Path], concurrency: int, 
     failures = 0
     sem = asyncio.Semaphore(concurrency)
 
-    async def one(path: Path) -> None:
+    async def one(i: int, path: Path) -> None:
         nonlocal failures
+        client = clients[i % len(clients)]
         async with sem:
             t0 = time.perf_counter()
             url = "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
@@ -489,9 +491,10 @@ async def _raw(base_url: str, model: str, images: list[Path], concurrency: int, 
             tokens.append(reply.usage.completion_tokens if reply.usage else 0)
 
     start = time.perf_counter()
-    await asyncio.gather(*(one(p) for p in images))
+    await asyncio.gather(*(one(i, p) for i, p in enumerate(images)))
     wall = time.perf_counter() - start
-    await client.close()
+    for client in clients:
+        await client.close()
     return latencies, tokens, wall, failures
 
 
@@ -585,6 +588,26 @@ def plain_server(model: Path, work: Path, max_num_seqs: int, extra: tuple[str, .
         server.stop()
         raise
     return server, argv[3:], seconds
+
+
+class Replicas:
+    """`vlmocr serve --replicas N`'s servers as one: `base_url` lists their URLs separated by commas (what
+    `_raw` and `vlmocr extract` spread the requests over); process, pid and log are the first one's."""
+
+    def __init__(self, servers: list[Any]) -> None:
+        self.servers = servers
+        self.process, self.model_name = servers[0].process, servers[0].model_name
+        self.base_url = ",".join(s.base_url for s in servers)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self.servers[0].log_tail(lines)
+
+    def __enter__(self) -> Replicas:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self.servers:
+            server.stop()
 
 
 # ----------------------------------------------------------------------------- child phases
@@ -714,7 +737,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from vlmocr.client.answers import decoding_schema
     from vlmocr.schema import manifest_schema
     from vlmocr.serve.engine import ServeConfig, installed_vllm
-    from vlmocr.serve.vllm import start_server
+    from vlmocr.serve.vllm import start_servers
 
     deadline = START + args.budget_s
     left = lambda: deadline - time.monotonic()  # noqa: E731
@@ -733,13 +756,14 @@ def cmd_run(args: argparse.Namespace) -> None:
         gpu_memory_utilization=args.gpu_memory_utilization if gpu else None, device="gpu" if gpu else "auto",
         extra_args=extra_args, run_dir=work / "serve", cache_dir=work / "serve" / "cache",
         compile_vision={"auto": None, "on": True, "off": False}[args.compile_vision],
-        startup_timeout_s=max(60.0, left() - 30),
+        startup_timeout_s=max(60.0, left() - 30), replicas=args.replicas,
     )
     report.data["settings"] = {
         "model": str(args.model), "model_build": json.loads(build_info.read_text()) if build_info.is_file() else None,
         "max_tokens": args.max_tokens, "forced_output": force_body(args.max_tokens),
         "images": "vlmocr.data.synth 768x768 JPEG (quality 92), augment=light, distinct per point",
         "max_num_seqs": args.max_num_seqs, "gpu_memory_utilization": config.gpu_memory_utilization,
+        "replicas": args.replicas,
         "extra_args": list(extra_args), "compile_vision": args.compile_vision,
         "phases": sorted(phases), "budget_s": args.budget_s,
         "raw_client": "openai AsyncOpenAI, one process, original JPEG base64 (server resizes), no structured output",
@@ -781,7 +805,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     serve_phases = phases & {"raw", "extract", "noschema", "procs"}
     if serve_phases:
         t0 = time.monotonic()
-        server = start_or_note(report, "server", lambda: start_server(str(args.model), config))
+        server = start_or_note(report, "server", lambda: Replicas(start_servers(str(args.model), config)))
         if server is not None:
             with server:
                 Observer.server_pgid = os.getpgid(server.process.pid)
@@ -792,7 +816,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                     if re.search(r"took|takes|finished in|seconds|init engine|KV cache|Maximum concurrency", line)][:60]
                 report.data["settings"]["server_argv"] = server.process.args[3:] if isinstance(
                     server.process.args, list) else None
-                root = server.base_url.removesuffix("/v1")
+                root = server.servers[0].base_url.removesuffix("/v1")  # /metrics and py-spy: the first replica
                 report.save()
                 # Warm-up: every path once (schema compiled, connections, graphs).
                 warm = pool.take(2 * args.warmup)
@@ -888,7 +912,8 @@ def markdown(data: dict[str, Any]) -> str:
     s = data.get("settings", {})
     lines = [
         f"{data.get('card')}, {data.get('vllm')}, {data.get('date')}; max_tokens {s.get('max_tokens')} forced "
-        f"(ignore_eos + min_tokens), max-num-seqs {s.get('max_num_seqs')}, extra args "
+        f"(ignore_eos + min_tokens), max-num-seqs {s.get('max_num_seqs')}"
+        + (f" per server, {s['replicas']} replicas" if (s.get("replicas") or 1) > 1 else "") + ", extra args "
         f"`{' '.join(s.get('extra_args') or []) or '-'}`, server start-up {s.get('server_startup_s')} s.", "",
         "| run | concurrency | images/s | output tok/s | p50 s | p95 s | client CPU cores | max running / waiting "
         "| max KV use |",
@@ -968,7 +993,10 @@ def main() -> None:
     p.add_argument("--waves", type=int, default=2, help="images per point = waves x concurrency")
     p.add_argument("--min-images", type=int, default=4)
     p.add_argument("--warmup", type=int, default=8)
-    p.add_argument("--max-num-seqs", type=int, default=512)
+    p.add_argument("--max-num-seqs", type=int, default=512, help="per server (each replica)")
+    p.add_argument("--replicas", type=int, default=1, help="`vlmocr serve --replicas N`: N servers on the GPU, "
+                   "each with 1/N of --gpu-memory-utilization; the clients spread the requests over them "
+                   "(engine metrics and py-spy: the first one)")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.85)
     p.add_argument("--extra-args", default="", help="more vLLM flags, e.g. '--max-num-batched-tokens 16384' "
                    "(split as a shell would: quote JSON values)")

@@ -45,7 +45,11 @@ if [ -n "${PREWARM:-}" ]; then
     work=$1; IFS="|" read -r -a variants <<< "$2"
     for i in "${!variants[@]}"; do
       flags=${variants[$i]}; [ "$flags" = - ] && flags=""
-      read -r -a words <<< "$flags"; vargs=(); for w in "${words[@]}"; do vargs+=("--vllm-arg=$w"); done
+      read -r -a words <<< "$flags"; vargs=()
+      for ((k = 0; k < ${#words[@]}; k++)); do  # --replicas N is vlmocr serve'"'"'s, the rest vLLM'"'"'s
+        if [ "${words[$k]}" = --replicas ]; then vargs+=(--replicas "${words[$((k + 1))]}"); k=$((k + 1));
+        else vargs+=("--vllm-arg=${words[$k]}"); fi
+      done
       dir=$work/prewarm-$i; mkdir -p "$dir"; start=$SECONDS
       PYTHONPATH=$3:$work/prewarm-tree/src python3 -m vlmocr.cli.app serve "$work/m3b" --device gpu --port 0 \
         --max-tokens "$4" --max-num-seqs 512 --gpu-memory-utilization "$5" --run-dir "$dir/run" \
@@ -72,6 +76,8 @@ fi
 # VARIANTS: server settings to compare in one call, separated by '|', each the vLLM flags `vlmocr serve`
 # gets on top of its own ('-' for none; words split at spaces, so JSON without spaces), e.g.
 #   VARIANTS='--compilation-config {}|-|--max-num-batched-tokens 32768'
+# except `--replicas N`, which is `vlmocr serve`'s: N servers on the GPU, the clients spread over them, e.g.
+#   VARIANTS='-|--replicas 2|--replicas 3'
 # (`vlmocr serve` compiles the vision encoder on GPUs with vLLM >= 0.26 unless the flags carry their own
 # --compilation-config: the first variant is the server without that compile, the second with it.)
 # Each variant starts its own server and runs PHASES in an equal share of the time left; the parts
@@ -83,8 +89,13 @@ for i in "${!variants[@]}"; do
   share=$(( (budget - SECONDS) / (${#variants[@]} - i) ))
   echo "variant $i: ${flags:-no extra flags}, $share s"
   # Words split at spaces (as PREWARM does), each quoted for the benchmark's shell-style split: JSON keeps its quotes.
-  read -r -a words <<< "$flags"; quoted=$( ((${#words[@]})) && printf '%q ' "${words[@]}")
-  OUT= run "$work/variant-$i.json" "$share" --extra-args "$quoted" "$@"
+  read -r -a words <<< "$flags"; vflags=(); reps=()
+  for ((k = 0; k < ${#words[@]}; k++)); do  # --replicas N goes to the benchmark, the rest to vLLM
+    if [ "${words[$k]}" = --replicas ]; then reps=(--replicas "${words[$((k + 1))]}"); k=$((k + 1));
+    else vflags+=("${words[$k]}"); fi
+  done
+  quoted=$( ((${#vflags[@]})) && printf '%q ' "${vflags[@]}")
+  OUT= run "$work/variant-$i.json" "$share" --extra-args "$quoted" "${reps[@]}" "$@"
   parts+=("$work/variant-$i.json")
 done
 python3 benchmarks/bench_serve_gpu.py merge "${parts[@]}" --json benchmarks/results/serve_gpu.json

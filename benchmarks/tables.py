@@ -76,9 +76,13 @@ def train_gpu_earlier() -> str:
 
 
 def _server_flags(data: dict, run: dict) -> str:  # also bench_serve_gpu.py's markdown
-    """The extra vLLM flags of the call (or variant) a serving record came from; '-' for none."""
+    """The extra server flags of the call (or variant) a serving record came from (vLLM's, and `vlmocr serve
+    --replicas N`); '-' for none."""
     calls = data.get("calls") or [data]
-    return " ".join((calls[run.get("call", 0)].get("settings") or {}).get("extra_args") or []) or "-"
+    settings = calls[run.get("call", 0)].get("settings") or {}
+    replicas = settings.get("replicas") or 1
+    flags = " ".join((["--replicas", str(replicas)] if replicas > 1 else []) + (settings.get("extra_args") or []))
+    return flags or "-"
 
 
 def serve_gpu(name: str = "serve_gpu_h200") -> str:

@@ -272,3 +272,39 @@ def test_installed_vllm_version_reads_the_distribution(monkeypatch: pytest.Monke
     assert engine.installed_vllm_version() is None
     versions["vllm"] = "0.27.1rc2"
     assert engine.installed_vllm_version() == (0, 27)
+
+
+def test_replicas_split_the_gpu_memory_and_take_the_next_ports(tmp_path: Path, on_gpu: None) -> None:
+    model = str(make_model(tmp_path / "m"))
+    three = vllm.replica_configs(model, ServeConfig(port=8000, replicas=3, run_dir=tmp_path / "run"))
+    assert [c.port for c in three] == [8000, 8001, 8002] and {c.replicas for c in three} == {1}
+    assert [c.run_dir for c in three] == [tmp_path / "run" / f"replica-{i}" for i in range(3)]
+    assert {c.gpu_memory_utilization for c in three} == {0.3}  # vLLM's 0.9, split
+    two = vllm.replica_configs(model, ServeConfig(port=0, replicas=2, gpu_memory_utilization=0.85))
+    assert [(c.port, c.gpu_memory_utilization, c.run_dir) for c in two] == [(0, 0.425, None)] * 2
+    argv = [build_command(model, c) for c in two]
+    assert {flag(a, "--gpu-memory-utilization") for a in argv} == {"0.425"}
+    assert vllm.replica_configs(model, ServeConfig(port=8000)) == [ServeConfig(port=8000)]
+    with pytest.raises(ConfigError, match="replicas must be at least 1"):
+        ServeConfig(replicas=0)
+    with pytest.raises(ConfigError, match="ports 65535..65536"):
+        ServeConfig(port=65535, replicas=2)
+
+
+def test_replicas_on_the_cpu_keep_their_kv_cache(tmp_path: Path, on_cpu: None,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    model = str(make_model(tmp_path / "m"))
+    with caplog.at_level(logging.WARNING):
+        two = vllm.replica_configs(model, ServeConfig(port=9000, replicas=2))
+    assert "share its cores" in caplog.text
+    argv = [build_command(model, c) for c in two]
+    assert [flag(a, "--port") for a in argv] == ["9000", "9001"]
+    assert all("--gpu-memory-utilization" not in a and flag(a, "--kv-cache-memory-bytes") == str(2 ** 30) for a in argv)
+
+
+def test_cli_dry_run_prints_every_replica(tmp_path: Path, on_gpu: None) -> None:
+    model = make_model(tmp_path / "m")
+    result = CliRunner().invoke(app, ["serve", str(model), "--replicas", "2", "--port", "8100", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    commands = [line for line in result.output.splitlines() if "--served-model-name" in line]
+    assert len(commands) == 2 and "--port 8100" in commands[0] and "--port 8101" in commands[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import signal
@@ -56,6 +57,9 @@ def serve(
                                         help="Compile the vision encoder and replay it from CUDA graphs "
                                              "(default: on for Qwen2.5-VL on GPUs with vLLM >= 0.26)."),
     media_domain: list[str] = typer.Option(None, "--allow-media-domain", help="Allow image URLs from this domain (default: none; send base64)."),
+    replicas: int = typer.Option(1, "--replicas", help="Servers of the model on the same GPU(s), on ports PORT, "
+                                 "PORT+1, ..., each with 1/N of the GPU memory: N engine processes, for small models "
+                                 "whose one engine thread is the limit. Give `vlmocr extract` every URL."),
     vllm_arg: list[str] = typer.Option(None, "--vllm-arg", help="Extra argument passed to vLLM as is (repeatable)."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Folder for the server log and temp files (default: a temp folder)."),
     cache_dir: Path = typer.Option(None, "--cache-dir", envvar="VLMOCR_CACHE_DIR",
@@ -66,7 +70,7 @@ def serve(
     """Serve a model with vLLM's OpenAI API; ready only once a real image request answers."""
     from vlmocr.errors import ServerError
     from vlmocr.serve.engine import ServeConfig, resolve_settings
-    from vlmocr.serve.vllm import build_command, describe, start_server
+    from vlmocr.serve.vllm import build_command, describe, replica_configs, start_servers
 
     config = ServeConfig(
         preset=preset, host=host, port=port, served_model_name=served_model_name, api_key=api_key,
@@ -76,10 +80,9 @@ def serve(
         kv_cache_bytes=parse_bytes(kv_cache) if kv_cache else None,
         dtype=dtype, enforce_eager=eager, max_num_seqs=max_num_seqs, compile_vision=compile_vision,
         allowed_media_domains=tuple(media_domain or ()), extra_args=tuple(vllm_arg or ()),
-        run_dir=run_dir, cache_dir=cache_dir, startup_timeout_s=startup_timeout,
+        run_dir=run_dir, cache_dir=cache_dir, startup_timeout_s=startup_timeout, replicas=replicas,
     )
     if dry_run:
-        argv = build_command(model, config)
         info = describe(resolve_settings(model, config))
         ctx = info["context"]
         console.print(
@@ -88,7 +91,8 @@ def serve(
             f"({'measured' if ctx['prompt_tokens_measured'] else 'estimated'}) + {ctx['output_tokens']} output"
         )
         prefix = "VLLM_API_KEY=<your key> " if api_key else ""
-        out.print(prefix + shlex.join(argv), highlight=False, soft_wrap=True)
+        for one in replica_configs(model, config):
+            out.print(prefix + shlex.join(build_command(model, one)), highlight=False, soft_wrap=True)
         return
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -96,20 +100,27 @@ def serve(
     # script, CI) inherits SIGINT as ignored; "Ctrl-C to stop" and `kill -INT` must still stop it.
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with console.status("starting vLLM (about a minute on a small CPU)…"):
-            server = start_server(model, config)
-        with server:
-            out.print(
-                f"[green]ready[/] {escape(server.base_url)} model [bold]{escape(server.model_name)}[/] "
-                f"(vLLM pid {server.pid})", highlight=False,
-            )
-            out.print(f"try: vlmocr extract IMAGES --server {server.base_url} --out predictions.jsonl")
+        what = "vLLM" if replicas == 1 else f"{replicas} vLLM servers, one after the other"
+        with console.status(f"starting {what} (about a minute on a small CPU)…"):
+            servers = start_servers(model, config)
+        with contextlib.ExitStack() as stack:
+            for server in servers:
+                stack.enter_context(server)
+                out.print(
+                    f"[green]ready[/] {escape(server.base_url)} model [bold]{escape(server.model_name)}[/] "
+                    f"(vLLM pid {server.pid})", highlight=False,
+                )
+            urls = " ".join(f"--server {server.base_url}" for server in servers)
+            out.print(f"try: vlmocr extract IMAGES {urls} --out predictions.jsonl")
             console.print("Ctrl-C to stop")
-            while server.wait(1.0) is None:
-                pass
-            raise ServerError(
-                f"vLLM exited with code {server.process.returncode}. Last lines of its log:\n{server.log_tail()}"
-            )
+            while True:
+                for server in servers:
+                    if server.wait(1.0 / len(servers)) is not None:
+                        raise ServerError(
+                            f"vLLM at {server.base_url} exited with code {server.process.returncode}"
+                            + (" (the other replicas are stopped)" if len(servers) > 1 else "")
+                            + f". Last lines of its log:\n{server.log_tail()}"
+                        )
     except KeyboardInterrupt:
         console.print("stopped")
     finally:

@@ -84,6 +84,9 @@ class ServeConfig:
     cache_dir: Path | None = None
     startup_timeout_s: float = 900.0
     stop_timeout_s: float = 30.0
+    #: Servers of the same model on the same device(s), each with 1/N of the GPU memory share and its own
+    #: port (PORT, PORT+1, ...): N engine processes, N scheduler threads (`start_servers`).
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "gpu"):
@@ -96,6 +99,10 @@ class ServeConfig:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.replicas < 1:
+            raise ConfigError(f"replicas must be at least 1, got {self.replicas}")
+        if self.port and self.port + self.replicas - 1 > 65535:
+            raise ConfigError(f"ports {self.port}..{self.port + self.replicas - 1} do not all exist")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import atexit
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -367,6 +368,43 @@ def start_server(model: str | None, config: ServeConfig) -> VllmServer:
         raise
     log.info("vLLM ready at %s as %r after %.1f s", server.base_url, server.model_name, seconds)
     return server
+
+
+#: vLLM's own default share of GPU memory, split between replicas when none is given.
+VLLM_DEFAULT_GPU_MEMORY = 0.9
+
+
+def replica_configs(model: str | None, config: ServeConfig) -> list[ServeConfig]:
+    """One config for each of `config.replicas` servers: ports PORT, PORT+1, ... (or free ones with 0),
+    run folders RUN_DIR/replica-I, and on a GPU each 1/N of the memory share (vLLM's 0.9 by default)."""
+    n = config.replicas
+    if n == 1:
+        return [config]
+    share = None
+    if resolve_settings(model, config).flavor == "gpu":
+        share = math.floor((config.gpu_memory_utilization or VLLM_DEFAULT_GPU_MEMORY) / n * 1000) / 1000
+    else:
+        log.warning("%d replicas on the CPU share its cores; one server with all of them is usually as fast", n)
+    return [replace(config, replicas=1, port=config.port + i if config.port else 0,
+                    run_dir=Path(config.run_dir) / f"replica-{i}" if config.run_dir else None,
+                    gpu_memory_utilization=share if share is not None else config.gpu_memory_utilization)
+            for i in range(n)]
+
+
+def start_servers(model: str | None, config: ServeConfig) -> list[VllmServer]:
+    """`config.replicas` servers of `model` (`replica_configs`), started one after the other: vLLM measures
+    the GPU memory it may take at start-up, which fails while another engine on the GPU allocates."""
+    servers: list[VllmServer] = []
+    try:
+        for i, one in enumerate(replica_configs(model, config)):
+            if config.replicas > 1:
+                log.info("starting replica %d of %d", i + 1, config.replicas)
+            servers.append(start_server(model, one))
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
 
 
 def describe(settings: EngineSettings) -> dict[str, Any]:
