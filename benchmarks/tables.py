@@ -168,6 +168,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "train_gpu_side_by_side": lambda: train_gpu("train_gpu_h200_llamafactory"), "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
     "train_gpu_earlier": train_gpu_earlier, "serve_gpu": serve_gpu,
     "serve_gpu_levers": lambda: serve_gpu("serve_gpu_h200_levers"),
+    "serve_gpu_replicas": lambda: serve_gpu("serve_gpu_h200_replicas"),
     "serve_gpu_levers_engine": lambda: serve_gpu_engine("serve_gpu_h200_levers"),
     "serve_gpu_latest": lambda: serve_gpu("serve_gpu_h200_profile"), "serve_gpu_engine": serve_gpu_engine,
     "serve_gpu_h100": lambda: serve_gpu("serve_gpu_h100"),
