@@ -192,7 +192,7 @@ def run_probe(args: argparse.Namespace, work: Path, data: Path, lines: int, pixe
         "data": {"dataset": str(data), "target_format": "verbatim", "num_workers": args.workers},
         "prompt": {"system": SYSTEM, "question": QUESTION},
         "optim": {"learning_rate": args.lr, "weight_decay": 0.01, "warmup_steps": args.warmup, "scheduler": "cosine",
-                  "cycles": args.cycles},
+                  "cycles": args.cycles, "cycle_decay": args.cycle_decay},
         "liger": {"auto": None, "on": True, "off": False}[args.liger],
         "batch_size": args.batch, "max_steps": args.steps, "max_length": 256 * page_units(lines), "precision": "fp32",
         "eval": {"every_steps": args.eval_every, "n_samples": 64, "batch_size": 32, "metric": "exact_match"},
@@ -245,6 +245,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--cycles", type=int, default=1, help="warm restarts: --steps split into this many cycles, "
                         "each with its own warm-up and cosine to zero (optim.cycles)")
+    parser.add_argument("--cycle-decay", type=float, default=1.0, help="each cycle's peak lr is this times the "
+                        "one before (optim.cycle_decay)")
     parser.add_argument("--warmup", type=int, default=50, help="warm-up steps (of each cycle)")
     parser.add_argument("--liger", choices=("auto", "on", "off"), default="auto", help="Liger's Triton kernels "
                         "(train config `liger`; auto: on a CUDA GPU when installed)")
@@ -286,6 +288,7 @@ def main() -> None:
                          + (f"_render{args.render_scale}" if args.render_scale != 1 else "")
                          + (f"_codes{args.codes}" if args.codes != 1 else "") + ("_labels" if args.labels else "") + (f"_lines{lines}" if lines != args.codes else "")
                          + (f"_cycles{args.cycles}" if args.cycles != 1 else "")
+                         + (f"_decay{args.cycle_decay:g}" if args.cycle_decay != 1 else "")
                          + (f"_liger{args.liger}" if args.liger != "auto" else "")
                          + (f"_mseed{args.model_seed}" if args.model_seed else "")
                          + (f"_tseed{args.train_seed}" if args.train_seed != 1 else "")
@@ -331,7 +334,7 @@ def main() -> None:
         "render_scale": args.render_scale, "visual_tokens": 32 * page_units(lines) * (args.upscale * args.render_scale) ** 2,
         "codes": args.codes, "lines": lines, "labels": args.labels, "train_seed": args.train_seed, "init_from": str(args.init_from) if args.init_from else None,
         "model_size": args.size, "model_seed": args.model_seed, "steps": args.steps, "cycles": args.cycles,
-        "warmup_steps": args.warmup, "liger": args.liger, "batch_size": args.batch, "learning_rate": args.lr,
+        "cycle_decay": args.cycle_decay, "warmup_steps": args.warmup, "liger": args.liger, "batch_size": args.batch, "learning_rate": args.lr,
         "train_images": args.n_train, "samples_seen": max(curve_steps, default=0) * args.batch,
         "stopped_early": not finished, "stopped_by": stopped, "page_jobs": args.jobs,
         "device": "cuda" if cuda else "cpu",

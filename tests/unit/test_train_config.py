@@ -144,6 +144,11 @@ def test_lr_schedule_warm_restarts() -> None:
     assert [two(s) for s in range(10)] == [one(s) for s in range(10)]
     assert [two(s) for s in range(10, 20)] == [one(s) for s in range(10)]
     assert two(9) < 0.05 and two(10) == pytest.approx(0.5) and two(11) == pytest.approx(1.0)
+    gentle = _lr_lambda(30, 2, "cosine", cycles=3, cycle_decay=0.5)
+    assert [gentle(s) for s in (1, 11, 21)] == [1.0, 0.5, 0.25]  # each cycle's peak, after its warm-up
+    assert [gentle(s) for s in range(10, 20)] == [0.5 * one(s) for s in range(10)]
+    with pytest.raises(ConfigError, match="optim.cycle_decay"):
+        TrainConfig.from_dict({"model": "m", "data": {"dataset": "d"}, "optim": {"cycle_decay": 0}}).validate()
     with pytest.raises(ConfigError, match="optim.cycles"):
         TrainConfig.from_dict({"model": "m", "data": {"dataset": "d"}, "optim": {"cycles": 0}}).validate()
 

@@ -76,6 +76,8 @@ class OptimConfig:
     scheduler: str = "cosine"
     #: Warm restarts: the steps split into this many equal cycles, each with its own warm-up and decay to zero.
     cycles: int = 1
+    #: With cycles > 1: each cycle's peak learning rate is this times the one before (1.0: all alike).
+    cycle_decay: float = 1.0
     max_grad_norm: float = 1.0
     fused: bool | None = None  # fused AdamW; None = on CUDA only
 
@@ -171,6 +173,7 @@ class TrainConfig:
         check(o.learning_rate > 0, f"optim.learning_rate must be > 0, got {o.learning_rate}")
         check(o.scheduler in SCHEDULERS, f"optim.scheduler must be one of {SCHEDULERS}")
         check(o.cycles >= 1, f"optim.cycles must be at least 1, got {o.cycles}")
+        check(0 < o.cycle_decay <= 1, f"optim.cycle_decay must be within (0, 1], got {o.cycle_decay}")
         check(0 <= o.warmup_ratio < 1, "optim.warmup_ratio must be within [0, 1)")
         check(self.eval.every_steps >= 0 and self.eval.n_samples >= 0, "eval.every_steps/n_samples must be >= 0")
         check(self.eval.batch_size >= 1, "eval.batch_size must be >= 1")

@@ -129,21 +129,22 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _lr_lambda(total: int, warmup: int, kind: str, cycles: int = 1) -> Callable[[int], float]:
+def _lr_lambda(total: int, warmup: int, kind: str, cycles: int = 1, cycle_decay: float = 1.0) -> Callable[[int], float]:
     """The learning-rate factor of each step: `warmup` steps rising linearly, then `kind` (cosine or linear
     to zero, or constant). With `cycles` > 1 the steps split into that many equal cycles, each with its own
     warm-up and decay to zero (warm restarts, SGDR-style: the reading probe read only after an anneal and a
-    restart, docs/builtin.md)."""
+    restart, docs/builtin.md); cycle k (from 0) peaks at `cycle_decay` ** k."""
     length = max(1, math.ceil(total / max(1, cycles)))
 
     def factor(step: int) -> float:
+        peak = cycle_decay ** (step // length) if cycles > 1 else 1.0
         step = step % length if cycles > 1 else step
         if warmup and step < warmup:
-            return (step + 1) / warmup
+            return peak * (step + 1) / warmup
         if kind == "constant":
-            return 1.0
+            return peak
         progress = min(1.0, (step - warmup) / max(1, length - warmup))
-        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
+        return peak * (0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress)
     return factor
 
 
@@ -244,7 +245,7 @@ class _Trainer:
             lr=o.learning_rate, betas=(o.beta1, o.beta2), eps=o.eps, fused=fused or None,
         )
         warmup = o.warmup_steps if o.warmup_steps is not None else int(o.warmup_ratio * math.ceil(total / o.cycles))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup, o.scheduler, o.cycles))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup, o.scheduler, o.cycles, o.cycle_decay))
         state = ckpt.TrainerState(world_size=world)
         if point is not None:
             state = point.state
