@@ -17,8 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Run 2 continued from run 1's weights (13,776 samples in); run 3 started from random weights;
 # runs 4, 5 and 6 continued from run 3's (65,520 samples in) with a fresh optimizer; 5 and 6 at 2x
-# the resolution (3,025 visual tokens a page).
-OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520, "run7": 65_520}
+# the resolution (3,025 visual tokens a page); run 8 continued from run 3's with three warm-restart
+# cycles (79,200 samples), run 9 from run 8's.
+OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520, "run7": 65_520,
+           "run8": 65_520, "run9": 65_520 + 79_200}
 LABELS = {
     "run1": "run 1: CLIP pixel stats, 1-D positions",
     "run2": "run 2: continues run 1",
@@ -27,6 +29,8 @@ LABELS = {
     "run5": "run 5: run 3 at 2x resolution, lr 1e-3",
     "run6": "run 6: run 3 at 2x resolution, lr 3e-4",
     "run7": "run 7: as run 6, pages drawn at 1536 px",
+    "run8": "run 8: continues run 3, 3 cycles from lr 3e-4",
+    "run9": "run 9: continues run 8, lr 1.5e-4",
 }
 
 
