@@ -83,6 +83,7 @@ fi
 # Each variant starts its own server and runs PHASES in an equal share of the time left; the parts
 # are merged into benchmarks/results/serve_gpu.json (each record's `call` indexes its variant's settings).
 IFS='|' read -r -a variants <<< "$VARIANTS"
+rm -f "$work"/variant-*.json  # an earlier call's parts must not travel back with this call's
 parts=()
 for i in "${!variants[@]}"; do
   flags=${variants[$i]}; [ "$flags" = - ] && flags=""

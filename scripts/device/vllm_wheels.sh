@@ -4,7 +4,8 @@
 #
 # vllm 0.26.0 is the last release built for torch 2.11 / torchvision 0.26; the list below is
 # what its OpenAI server needs beyond such a machine's image (torch, transformers, numpy ...).
-# openai stays < 3 (3.x imports httpx2), xgrammar 0.2.8 needs apache-tvm-ffi >= 0.1.11.
+# openai stays < 3 (3.x imports httpx2), xgrammar 0.2.8 needs apache-tvm-ffi >= 0.1.11,
+# compressed-tensors (imported by every --quantization, fp8 too) needs loguru.
 # Usage: scripts/device/vllm_wheels.sh [DEST=.wheels/vllm] [PART_MIB=58]
 # Then carry .wheels/vllm/part-NN one call each (docs/serve-extract.md, "Serving throughput on a
 # GPU") and run scripts/device/vllm_install.sh there. A call carries the working tree too
@@ -23,7 +24,7 @@ pkgs=("vllm==0.26.0" annotated-types astor blake3 cachetools cbor2 "compressed-t
       starlette typing-inspection uvicorn watchfiles "xgrammar==0.2.8" "openai<3"
       "apache-tvm-ffi==0.1.11" model-hosting-container-standards jmespath supervisor
       "flashinfer-python==0.6.14" httpx httpcore h11 anyio prometheus_client tiktoken
-      python-multipart httptools uvloop websockets gguf)
+      python-multipart httptools uvloop websockets gguf loguru)
 for p in "${pkgs[@]}"; do
   pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

@@ -124,6 +124,23 @@ def test_seed_7b_preset_and_explicit_flags_win(on_gpu: None) -> None:
     assert flag(custom, "--limit-mm-per-prompt") == '{"image":1,"video":0}'
 
 
+def test_fp8_preset_and_flags(on_gpu: None) -> None:
+    argv = build_command(None, ServeConfig(preset="qwen2.5-vl-3b-fp8"))
+    assert "Qwen/Qwen2.5-VL-3B-Instruct" in argv
+    assert flag(argv, "--quantization") == "fp8" and flag(argv, "--kv-cache-dtype") == "fp8"
+    assert flag(argv, "--limit-mm-per-prompt") == '{"image":1,"video":0}'
+    # the seed's preset stays bf16: FP8 changes the numbers, so it is opt-in
+    seed = build_command(None, ServeConfig(preset="qwen2.5-vl-3b"))
+    assert "--quantization" not in seed and "--kv-cache-dtype" not in seed
+    # explicit settings win over the preset's; on their own they work for any model
+    kv_only = build_command(None, ServeConfig(preset="qwen2.5-vl-3b-fp8", kv_cache_dtype="auto"))
+    assert flag(kv_only, "--kv-cache-dtype") == "auto" and flag(kv_only, "--quantization") == "fp8"
+    own = build_command(None, ServeConfig(preset="qwen2.5-vl-7b", quantization="fp8"))
+    assert flag(own, "--quantization") == "fp8" and "--kv-cache-dtype" not in own
+    with pytest.raises(ConfigError, match="quantization must not be empty"):
+        ServeConfig(quantization=" ")
+
+
 def test_cpu_preset_on_a_gpu_install(tmp_path: Path, on_gpu: None) -> None:
     argv = build_command(str(make_model(tmp_path / "m")), ServeConfig(preset="cpu"))
     assert argv[1:3] == ["-m", MODULE_ENTRY]  # never the console script for CPU settings
@@ -199,6 +216,8 @@ def test_cli_dry_run(tmp_path: Path, on_cpu: None) -> None:
     seven = runner.invoke(app, ["serve", "--preset", "qwen2.5-vl-7b", "--dry-run"])
     assert seven.exit_code == 0 and "--max-model-len 8192" in seven.stdout
     assert """--limit-mm-per-prompt '{"image":2,"video":0}'""" in seven.stdout
+    fp8 = runner.invoke(app, ["serve", str(model), "--dry-run", "--quantization", "fp8", "--kv-cache-dtype", "fp8"])
+    assert fp8.exit_code == 0 and "--quantization fp8 --kv-cache-dtype fp8" in fp8.stdout
     bad = runner.invoke(app, ["serve", str(tmp_path / "nowhere"), "--dry-run"])
     assert bad.exit_code == 2 and "does not exist" in bad.output
 

@@ -50,6 +50,21 @@ def test_crash_during_startup_reports_the_log_tail(tmp_path: Path) -> None:
         wait_until_ready(server, PROBE, timeout_s=30)
 
 
+def test_log_tail_shows_only_this_servers_lines(tmp_path: Path) -> None:
+    """A run folder's log is appended to across starts; a server's tail (in errors, in benchmark records)
+    must not show an earlier server's lines."""
+    first = start(tmp_path, [sys.executable, "-c", "print('first server: loaded 7.16 GiB', flush=True)"])
+    with first:
+        first.wait(30)
+    assert "first server" in first.log_tail()
+    second = start(tmp_path, [sys.executable, "-c", "print('second server: loaded 4.0 GiB', flush=True)"])
+    with second:
+        second.wait(30)
+    assert first.log_path == second.log_path
+    assert "second server" in second.log_tail(3000) and "first server" not in second.log_tail(3000)
+    assert "first server" in second.log_path.read_text()  # the earlier lines are kept in the file
+
+
 def test_timeout_reports_and_stops(tmp_path: Path) -> None:
     server = start(tmp_path, [sys.executable, "-c", "print('loading weights', flush=True); import time; time.sleep(60)"])
     with server, pytest.raises(ServerError, match=r"(?s)not ready after 2 s.*loading weights"):

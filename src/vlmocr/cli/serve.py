@@ -39,7 +39,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @handle_errors
 def serve(
     model: str = typer.Argument(None, help="Model folder (exported) or hub id; optional with --preset."),
-    preset: str = typer.Option(None, "--preset", help="qwen2.5-vl-3b, qwen2.5-vl-7b (the seed's commands) or cpu."),
+    preset: str = typer.Option(None, "--preset", help="qwen2.5-vl-3b, qwen2.5-vl-7b (the seed's commands), "
+                               "qwen2.5-vl-3b-fp8 (FP8 weights and KV cache, for throughput) or cpu."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port (0: pick a free one)."),
     served_model_name: str = typer.Option(None, "--served-model-name", help="Name clients use (default: folder name)."),
@@ -53,6 +54,9 @@ def serve(
     dtype: str = typer.Option(None, "--dtype", help="Weights dtype (default: float32 for small models on CPU)."),
     eager: bool = typer.Option(None, "--eager/--no-eager", help="Eager mode (default on CPU: eager)."),
     max_num_seqs: int = typer.Option(None, "--max-num-seqs", help="Max requests batched together."),
+    quantization: str = typer.Option(None, "--quantization", help="vLLM's --quantization, e.g. fp8 (weights "
+                                     "quantized when loaded; GPUs with FP8 kernels). Default: the checkpoint's."),
+    kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="vLLM's --kv-cache-dtype, e.g. fp8."),
     compile_vision: bool = typer.Option(None, "--compile-vision/--no-compile-vision",
                                         help="Compile the vision encoder and replay it from CUDA graphs "
                                              "(default: on for Qwen2.5-VL on GPUs with vLLM >= 0.26)."),
@@ -79,6 +83,7 @@ def serve(
         gpu_memory_utilization=gpu_memory_utilization,
         kv_cache_bytes=parse_bytes(kv_cache) if kv_cache else None,
         dtype=dtype, enforce_eager=eager, max_num_seqs=max_num_seqs, compile_vision=compile_vision,
+        quantization=quantization, kv_cache_dtype=kv_cache_dtype,
         allowed_media_domains=tuple(media_domain or ()), extra_args=tuple(vllm_arg or ()),
         run_dir=run_dir, cache_dir=cache_dir, startup_timeout_s=startup_timeout, replicas=replicas,
     )

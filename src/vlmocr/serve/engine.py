@@ -65,6 +65,10 @@ class ServeConfig:
     dtype: str | None = None
     enforce_eager: bool | None = None
     max_num_seqs: int | None = None
+    #: vLLM's `--quantization` (e.g. fp8: weights quantized to FP8 when loaded, for GPUs that have FP8
+    #: kernels) and `--kv-cache-dtype` (e.g. fp8). None: the checkpoint's own (no flag).
+    quantization: str | None = None
+    kv_cache_dtype: str | None = None
     #: Compile vLLM's vision encoder and replay it from CUDA graphs (its `compile_mm_encoder` and
     #: `cudagraph_mm_encoder`). None: on for Qwen2.5-VL models on GPUs with vLLM >= 0.26 unless eager
     #: or the extra arguments set their own --compilation-config (measured there: COMPILE_VISION_MIN_VLLM).
@@ -99,6 +103,10 @@ class ServeConfig:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        for name in ("quantization", "kv_cache_dtype"):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                raise ConfigError(f"{name} must not be empty")
         if self.replicas < 1:
             raise ConfigError(f"replicas must be at least 1, got {self.replicas}")
         if self.port and self.port + self.replicas - 1 > 65535:
@@ -144,6 +152,8 @@ class EngineSettings:
     kv_cache_bytes: int | None = None
     gpu_memory_utilization: float | None = None
     max_num_seqs: int | None = None
+    quantization: str | None = None
+    kv_cache_dtype: str | None = None
     compile_vision: bool = False
     contract: ModelContract = field(default_factory=ModelContract)
 
@@ -366,6 +376,8 @@ def resolve_settings(model: str | None, config: ServeConfig) -> EngineSettings:
         kv_cache_bytes=kv_cache_bytes,
         gpu_memory_utilization=config.gpu_memory_utilization if flavor == "gpu" else None,
         max_num_seqs=config.max_num_seqs,
+        quantization=config.quantization,
+        kv_cache_dtype=config.kv_cache_dtype,
         compile_vision=resolve_compile_vision(config, flavor, enforce_eager, is_qwen2_5_vl(model, model_dir)),
         contract=contract,
     )

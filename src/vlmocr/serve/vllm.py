@@ -110,6 +110,10 @@ def command_for(settings: EngineSettings, config: ServeConfig) -> list[str]:
         argv += ["--gpu-memory-utilization", str(settings.gpu_memory_utilization)]
     if settings.max_num_seqs is not None:
         argv += ["--max-num-seqs", str(settings.max_num_seqs)]
+    if settings.quantization:
+        argv += ["--quantization", settings.quantization]
+    if settings.kv_cache_dtype:
+        argv += ["--kv-cache-dtype", settings.kv_cache_dtype]
     if settings.compile_vision:
         argv += ["--compilation-config", _compact(COMPILE_VISION_CONFIG)]
     argv += list(config.extra_args)
@@ -169,12 +173,14 @@ class VllmServer:
         api_key: str | None = None,
         cleanup: tuple[Path, ...] = (),
         stop_timeout_s: float = 30.0,
+        log_offset: int = 0,
     ) -> None:
         self.process = process
         self.pgid = process.pid  # start_new_session: the child leads its own group
         self.base_url = base_url
         self.model_name = model_name
         self.log_path = log_path
+        self.log_offset = log_offset  # where this server's lines begin (the log is appended to across starts)
         self.api_key = api_key
         self._cleanup = cleanup
         self._stop_timeout_s = stop_timeout_s
@@ -189,9 +195,11 @@ class VllmServer:
         return self.process.poll() is None
 
     def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server log."""
+        """The last lines this server wrote to its log (not those of earlier servers in the same run folder)."""
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                text = f.read().decode("utf-8", errors="replace")
         except OSError:
             return "(no server log)"
         return "\n".join(text.splitlines()[-lines:])
@@ -312,6 +320,7 @@ def launch(
     log_path = run_dir / LOG_FILE
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
+        log_offset = log_file.seek(0, os.SEEK_END)
         process = subprocess.Popen(  # noqa: S603 - argv built by us, no shell
             argv,
             stdin=subprocess.DEVNULL,
@@ -324,7 +333,7 @@ def launch(
     log.info("started vLLM (pid %d), log: %s", process.pid, log_path)
     return VllmServer(
         process, base_url=base_url, model_name=model_name, log_path=log_path, api_key=api_key,
-        cleanup=cleanup, stop_timeout_s=stop_timeout_s,
+        cleanup=cleanup, stop_timeout_s=stop_timeout_s, log_offset=log_offset,
     )
 
 
@@ -425,4 +434,6 @@ def describe(settings: EngineSettings) -> dict[str, Any]:
         },
         "resolution": settings.mm_processor_kwargs,
         "compile_vision": settings.compile_vision,
+        "quantization": settings.quantization,
+        "kv_cache_dtype": settings.kv_cache_dtype,
     }
