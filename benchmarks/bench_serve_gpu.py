@@ -300,7 +300,10 @@ class Observer:
         last_smi = 0.0
         while not self._stop.wait(self.interval_s):
             if self.root:
-                self.samples.append(scrape(self.root))
+                sample = scrape(self.root)
+                if sample:
+                    sample["_t"] = time.monotonic() - self.t0  # seconds into the point
+                self.samples.append(sample)
             if self._smi and time.monotonic() - last_smi > 1.0:
                 last_smi = time.monotonic()
                 try:
@@ -368,7 +371,43 @@ class Observer:
             if series:
                 out[f"server_{key}_max"] = round(max(series), 3)
                 out[f"server_{key}_mean"] = round(sum(series) / len(series), 3)
+        out.update(full_rate(self.samples))
         return out
+
+
+SUCCESS = "vllm:request_success_total"
+GENERATED = "vllm:generation_tokens_total"
+
+
+def full_rate(samples: list[dict[str, float]], share: float = 0.9, min_s: float = 4.0) -> dict[str, Any]:
+    """Completions per second while the server was full: over the longest stretch of /metrics samples in
+    which at least `share` of the point's most running requests ran. A point's images/s includes its
+    ramp-up (every request prefilling at once) and drain (the last ones decoding in a thin batch); this
+    rate leaves both out, so it tells what a longer run at this concurrency would approach."""
+    pts = [(s["_t"], s[GAUGES["running"]], s[SUCCESS], s.get(GENERATED, 0.0)) for s in samples
+           if "_t" in s and GAUGES["running"] in s and SUCCESS in s]
+    if len(pts) < 3:
+        return {}
+    floor = share * max(p[1] for p in pts)
+    best: tuple[int, int] | None = None
+    start = None
+    for i, p in enumerate(pts + [(0.0, -1.0, 0.0, 0.0)]):  # a sentinel closes the last stretch
+        if p[1] >= floor and start is None:
+            start = i
+        elif p[1] < floor and start is not None:
+            if best is None or pts[i - 1][0] - pts[start][0] > pts[best[1]][0] - pts[best[0]][0]:
+                best = (start, i - 1)
+            start = None
+    if best is None:
+        return {}
+    (t0, _, done0, gen0), (t1, _, done1, gen1) = pts[best[0]], pts[best[1]]
+    if t1 - t0 < min_s:
+        return {}
+    running = [p[1] for p in pts[best[0] : best[1] + 1]]
+    return {"full_images_per_s": round((done1 - done0) / (t1 - t0), 3),
+            "full_output_tokens_per_s": round((gen1 - gen0) / (t1 - t0), 1),
+            "full_window_s": round(t1 - t0, 1), "full_from_s": round(t0, 1),
+            "full_running_mean": round(sum(running) / len(running), 1)}
 
 
 # Engine-core stages by the vLLM (0.26) functions that hold them; a sample counts for each stage
@@ -703,7 +742,7 @@ class Report:
 
     def add(self, rec: dict[str, Any]) -> None:
         self.data["runs"].append(rec)
-        keys = ("images_per_s", "output_tokens_per_s", "p50_s", "p95_s", "client_cpu_cores",
+        keys = ("images_per_s", "full_images_per_s", "output_tokens_per_s", "p50_s", "p95_s", "client_cpu_cores",
                 "server_running_max", "server_waiting_max", "server_kv_cache_usage_max")
         print(f"{rec['name']:<28} c={rec['concurrency']:<4} " + " ".join(f"{k}={rec.get(k)}" for k in keys), flush=True)
         self.save()
@@ -915,16 +954,17 @@ def markdown(data: dict[str, Any]) -> str:
         f"(ignore_eos + min_tokens), max-num-seqs {s.get('max_num_seqs')}"
         + (f" per server, {s['replicas']} replicas" if (s.get("replicas") or 1) > 1 else "") + ", extra args "
         f"`{' '.join(s.get('extra_args') or []) or '-'}`, server start-up {s.get('server_startup_s')} s.", "",
-        "| run | concurrency | images/s | output tok/s | p50 s | p95 s | client CPU cores | max running / waiting "
-        "| max KV use |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | concurrency | images/s | images/s while full | output tok/s | p50 s | p95 s | client CPU cores "
+        "| max running / waiting | max KV use |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     from tables import _server_flags  # benchmarks/tables.py, beside this script
 
     for r in data.get("runs", []):
         flags = _server_flags(data, r)
         lines.append(
-            f"| {r['name']}{f' [{flags}]' if flags != '-' else ''} | {r['concurrency']} | {r.get('images_per_s')} | {r.get('output_tokens_per_s')} | "
+            f"| {r['name']}{f' [{flags}]' if flags != '-' else ''} | {r['concurrency']} | {r.get('images_per_s')} | "
+            f"{r.get('full_images_per_s', '-')} | {r.get('output_tokens_per_s')} | "
             f"{r.get('p50_s')} | {r.get('p95_s')} | {r.get('client_cpu_cores', '-')} | "
             f"{r.get('server_running_max', '-')} / {r.get('server_waiting_max', '-')} | "
             f"{r.get('server_kv_cache_usage_max', '-')} |")

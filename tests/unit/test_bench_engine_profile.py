@@ -116,3 +116,32 @@ def test_observer_samples_the_engine_process_with_py_spy(bench, tmp_path):
     assert profile["busy_share"] > 0.7  # the child never idles
     assert profile["stages"]["scheduler"] > 0.8
     assert profile["self"][0][0].startswith("Scheduler.schedule")
+
+
+def _samples(points: list[tuple[float, float, float]]) -> list[dict[str, float]]:
+    """(seconds into the point, running requests, completed requests) → /metrics samples."""
+    return [{"_t": t, "vllm:num_requests_running": r, "vllm:request_success_total": done,
+             "vllm:generation_tokens_total": 450.0 * done} for t, r, done in points]
+
+
+def test_full_rate_leaves_out_the_ramp_and_the_drain(bench) -> None:
+    # ramp (few running, nothing done), 10 s full at 30 completions/s, then a drain at 5/s
+    ramp = [(0.0, 40, 0), (2.0, 200, 0)]
+    full = [(4.0 + 2 * i, 512 - (i % 2) * 20, 30 * 2 * i) for i in range(6)]
+    drain = [(16.0, 300, 330), (18.0, 100, 340), (20.0, 10, 350)]
+    rec = bench.full_rate(_samples(ramp + full + drain))
+    assert rec["full_images_per_s"] == 30.0 and rec["full_output_tokens_per_s"] == 30.0 * 450
+    assert rec["full_window_s"] == 10.0 and rec["full_from_s"] == 4.0
+    assert 490 <= rec["full_running_mean"] <= 512
+    whole = 350 / 20.0  # what images/s over the point says
+    assert whole < rec["full_images_per_s"]
+
+
+def test_full_rate_needs_a_long_enough_full_stretch(bench) -> None:
+    short = [(0.0, 10, 0), (2.0, 512, 0), (4.0, 100, 50), (6.0, 10, 60)]
+    assert bench.full_rate(_samples(short)) == {}
+    assert bench.full_rate([{}, {}, {}]) == {}  # a server that never answered /metrics
+    # the longest stretch wins when the server fills twice
+    twice = [(0.0, 512, 0), (4.0, 512, 40), (6.0, 100, 50), (8.0, 512, 60), (10.0, 512, 80), (16.0, 512, 200)]
+    rec = bench.full_rate(_samples(twice))
+    assert rec["full_from_s"] == 8.0 and rec["full_images_per_s"] == 140 / 8.0
