@@ -43,6 +43,7 @@ import base64
 import collections
 import concurrent.futures
 import datetime
+import itertools
 import json
 import os
 import re
@@ -389,17 +390,12 @@ def full_rate(samples: list[dict[str, float]], share: float = 0.9, min_s: float 
     if len(pts) < 3:
         return {}
     floor = share * max(p[1] for p in pts)
-    best: tuple[int, int] | None = None
-    start = None
-    for i, p in enumerate(pts + [(0.0, -1.0, 0.0, 0.0)]):  # a sentinel closes the last stretch
-        if p[1] >= floor and start is None:
-            start = i
-        elif p[1] < floor and start is not None:
-            if best is None or pts[i - 1][0] - pts[start][0] > pts[best[1]][0] - pts[best[0]][0]:
-                best = (start, i - 1)
-            start = None
-    if best is None:
-        return {}
+    stretches = []  # (first, last) index of each run of samples at or above the floor; the max is in one
+    for is_full, group in itertools.groupby(range(len(pts)), key=lambda k: pts[k][1] >= floor):
+        if is_full:
+            ks = list(group)
+            stretches.append((ks[0], ks[-1]))
+    best = max(stretches, key=lambda ab: pts[ab[1]][0] - pts[ab[0]][0])
     (t0, _, done0, gen0), (t1, _, done1, gen1) = pts[best[0]], pts[best[1]]
     if t1 - t0 < min_s:
         return {}

@@ -69,7 +69,6 @@ def rows(results: Path) -> list[dict]:
         if (settings.get("replicas") or 1) > 1:
             continue  # the token counters are the first replica's only
         flags = settings.get("extra_args") or []
-        fp8 = any(f == "--quantization" and v == "fp8" for f, v in zip(flags, flags[1:], strict=False))
         prompt = run["server_prompt_tokens"] / images
         cached = (run.get("server_prefix_cache_hits") or 0.0) / images
         f = request_flops(prompt, cached, run.get("completion_tokens_mean") or 0.0)
@@ -82,7 +81,7 @@ def rows(results: Path) -> list[dict]:
             "share_vision": round(f["vision"] / f["total"], 3), "share_prefill": round(f["prefill"] / f["total"], 3),
             "share_decode": round(f["decode"] / f["total"], 3),
             "sustained_tflops": round(rate, 1),
-            "fp8_weights": fp8, "share_of_bf16_peak": round(rate / PEAK_TFLOPS["bf16"], 3),
+            "share_of_bf16_peak": round(rate / PEAK_TFLOPS["bf16"], 3),
             "server_running_mean": run.get("server_running_mean"),
         })
     return out
