@@ -83,6 +83,10 @@ def rows(results: Path) -> list[dict]:
             "sustained_tflops": round(rate, 1),
             "share_of_bf16_peak": round(rate / PEAK_TFLOPS["bf16"], 3),
             "server_running_mean": run.get("server_running_mean"),
+            # The same while the server was full (no ramp-up or drain), where the record has that rate.
+            "full_images_per_s": run.get("full_images_per_s"),
+            "sustained_tflops_full": round(f["total"] * run["full_images_per_s"] / 1e12, 1)
+            if run.get("full_images_per_s") else None,
         })
     return out
 

@@ -171,9 +171,10 @@ def serve_flops(name: str = "serve_gpu_flops") -> str:
     """Arithmetic a served manifest costs and the share of the card's peak the measured rates sustained
     (`benchmarks/serve_flops.py`: computed from the model shape and vLLM's token counters)."""
     data = _load(name)
+    full = any(r.get("sustained_tflops_full") for r in data["rows"])  # results measured before it lack it
     rows = [[r["file"].removeprefix("serve_gpu_").removesuffix(".json"), r["name"], r["server_flags"],
-             r["images_per_s"], r["tflop_per_image"], r["sustained_tflops"], round(100 * r["share_of_bf16_peak"], 1),
-             r["server_running_mean"]] for r in data["rows"]]
+             r["images_per_s"], r["tflop_per_image"], r["sustained_tflops"], round(100 * r["share_of_bf16_peak"], 1)]
+            + ([r.get("sustained_tflops_full")] if full else []) + [r["server_running_mean"]] for r in data["rows"]]
     r0 = data["rows"][0]
     note = (f"Forward FLOPs of one request ({r0['patches']:,} patches through the vision tower, "
             f"{r0['prompt_tokens'] - r0['cached_tokens']:.0f} uncached prompt tokens, {r0['output_tokens']:.0f} output "
@@ -182,7 +183,7 @@ def serve_flops(name: str = "serve_gpu_flops") -> str:
             f"({data['peak_source']}), i.e. {data['images_per_s_at_bf16_peak']} images/s if every FLOP ran at it. "
             f"Computed, not measured: `benchmarks/serve_flops.py`, `benchmarks/results/{name}.json`.")
     return _table(["results", "run", "extra server flags", "images/s", "TFLOP/image", "sustained TFLOP/s",
-                   "% of bf16 peak", "mean running"], rows) + "\n\n" + note
+                   "% of bf16 peak"] + (["TFLOP/s while full"] if full else []) + ["mean running"], rows) + "\n\n" + note
 
 
 TABLES: dict[str, Callable[[], str]] = {
@@ -194,7 +195,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "serve_gpu_levers_engine": lambda: serve_gpu_engine("serve_gpu_h200_levers"),
     "serve_gpu_latest": lambda: serve_gpu("serve_gpu_h200_profile"), "serve_gpu_engine": serve_gpu_engine,
     "serve_gpu_h100": lambda: serve_gpu("serve_gpu_h100"),
-    "serve_gpu_fp8": lambda: serve_gpu("serve_gpu_h200_fp8"), "serve_flops": serve_flops,
+    "serve_gpu_fp8": lambda: serve_gpu("serve_gpu_h200_fp8"),
+    "serve_gpu_graphs": lambda: serve_gpu("serve_gpu_h200_graphs"), "serve_flops": serve_flops,
     "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
     "synth": synth, "eval": evaluation,
 }
