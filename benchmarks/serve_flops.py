@@ -6,8 +6,9 @@ prefill of the prompt tokens the prefix cache did not hold, and the forced outpu
 attention included. The token counts come from each record of a `bench_serve_gpu.py` results file
 (vLLM's own counters: prompt tokens, prefix-cache hits, completion tokens); the image's patches from
 the resolution contract for the benchmark's 768x768 manifests. Multiplying by the measured images/s
-gives the arithmetic rate the GPU sustained; dividing by the card's dense peak (NVIDIA's data sheet,
-below) gives the share of peak. These are computed figures, not measured ones: they say how far a
+gives the arithmetic rate the GPU sustained (and, where a record has `full_images_per_s`, the rate
+while the server was full); dividing by the card's dense peak (NVIDIA's data sheet, below) gives the
+share of peak. These are computed figures, not measured ones: they say how far a
 rate is from what the card can do, and which part of a request the arithmetic is in.
 
     python benchmarks/serve_flops.py benchmarks/results/serve_gpu_h200_fp8.json [...] \
