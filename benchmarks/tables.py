@@ -197,6 +197,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "serve_gpu_h100": lambda: serve_gpu("serve_gpu_h100"),
     "serve_gpu_fp8": lambda: serve_gpu("serve_gpu_h200_fp8"),
     "serve_gpu_graphs": lambda: serve_gpu("serve_gpu_h200_graphs"), "serve_flops": serve_flops,
+    "serve_gpu_ratio": lambda: serve_gpu("serve_gpu_h200_ratio"),
     "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
     "synth": synth, "eval": evaluation,
 }
