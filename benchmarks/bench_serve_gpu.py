@@ -372,7 +372,8 @@ class Observer:
             if series:
                 out[f"server_{key}_max"] = round(max(series), 3)
                 out[f"server_{key}_mean"] = round(sum(series) / len(series), 3)
-        out.update(full_rate(self.samples))
+        # A stretch shorter than a request's lifetime is no steady rate (tables.py's `_while_full`).
+        out.update(full_rate(self.samples, min_s=max(4.0, out.get("server_e2e_mean_s") or 0.0)))
         return out
 
 
@@ -384,7 +385,8 @@ def full_rate(samples: list[dict[str, float]], share: float = 0.9, min_s: float 
     """Completions per second while the server was full: over the longest stretch of /metrics samples in
     which at least `share` of the point's most running requests ran. A point's images/s includes its
     ramp-up (every request prefilling at once) and drain (the last ones decoding in a thin batch); this
-    rate leaves both out, so it tells what a longer run at this concurrency would approach."""
+    rate leaves both out, so it tells what a longer run at this concurrency would approach. Stretches
+    shorter than `min_s` give nothing (the caller passes a request's mean lifetime)."""
     pts = [(s["_t"], s[GAUGES["running"]], s[SUCCESS], s.get(GENERATED, 0.0)) for s in samples
            if "_t" in s and GAUGES["running"] in s and SUCCESS in s]
     if len(pts) < 3:
@@ -954,13 +956,13 @@ def markdown(data: dict[str, Any]) -> str:
         "| max running / waiting | max KV use |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    from tables import _server_flags  # benchmarks/tables.py, beside this script
+    from tables import _server_flags, _while_full  # benchmarks/tables.py, beside this script
 
     for r in data.get("runs", []):
         flags = _server_flags(data, r)
         lines.append(
             f"| {r['name']}{f' [{flags}]' if flags != '-' else ''} | {r['concurrency']} | {r.get('images_per_s')} | "
-            f"{r.get('full_images_per_s', '-')} | {r.get('output_tokens_per_s')} | "
+            f"{_while_full(r) or '-'} | {r.get('output_tokens_per_s')} | "
             f"{r.get('p50_s')} | {r.get('p95_s')} | {r.get('client_cpu_cores', '-')} | "
             f"{r.get('server_running_max', '-')} / {r.get('server_waiting_max', '-')} | "
             f"{r.get('server_kv_cache_usage_max', '-')} |")

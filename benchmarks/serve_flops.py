@@ -21,6 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tables import _while_full  # benchmarks/tables.py, beside this script
 from vlmocr.images import Resolution
 from vlmocr.models.build import SIZES
 
@@ -85,9 +86,8 @@ def rows(results: Path) -> list[dict]:
             "share_of_bf16_peak": round(rate / PEAK_TFLOPS["bf16"], 3),
             "server_running_mean": run.get("server_running_mean"),
             # The same while the server was full (no ramp-up or drain), where the record has that rate.
-            "full_images_per_s": run.get("full_images_per_s"),
-            "sustained_tflops_full": round(f["total"] * run["full_images_per_s"] / 1e12, 1)
-            if run.get("full_images_per_s") else None,
+            "full_images_per_s": _while_full(run),
+            "sustained_tflops_full": round(f["total"] * _while_full(run) / 1e12, 1) if _while_full(run) else None,
         })
     return out
 

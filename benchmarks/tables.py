@@ -85,6 +85,16 @@ def _server_flags(data: dict, run: dict) -> str:  # also bench_serve_gpu.py's ma
     return flags or "-"
 
 
+def _while_full(run: dict) -> float | None:  # also bench_serve_gpu.py's markdown and serve_flops.py
+    """A serving record's images/s while the server was full, where that stretch lasted at least a request's
+    mean lifetime: a shorter one sees its requests in one phase (all decoding and few finishing right after
+    the ramp, or the reverse), so its completions/s is no steady rate. bench_serve_gpu.py records by this
+    rule; files measured before it may hold shorter stretches, left out here."""
+    if run.get("full_window_s", 0.0) < (run.get("server_e2e_mean_s") or 0.0):
+        return None
+    return run.get("full_images_per_s")
+
+
 def serve_gpu(name: str = "serve_gpu_h200") -> str:
     data = _load(name)
     calls = data.get("calls") or [data]
@@ -99,7 +109,7 @@ def serve_gpu(name: str = "serve_gpu_h200") -> str:
 
     full = any("full_images_per_s" in r for r in data["runs"])  # results measured before it existed lack it
     rows = [[r["name"], _server_flags(data, r), schema(r), r["concurrency"], r.get("images_per_s")]
-            + ([r.get("full_images_per_s")] if full else [])
+            + ([_while_full(r)] if full else [])
             + [r.get("output_tokens_per_s"), r.get("p50_s"), r.get("p95_s"), r.get("gpu_util_mean"), engine_cores(r)]
             for r in data["runs"]]
     call = calls[-1]

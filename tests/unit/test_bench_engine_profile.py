@@ -145,3 +145,25 @@ def test_full_rate_needs_a_long_enough_full_stretch(bench) -> None:
     twice = [(0.0, 512, 0), (4.0, 512, 40), (6.0, 100, 50), (8.0, 512, 60), (10.0, 512, 80), (16.0, 512, 200)]
     rec = bench.full_rate(_samples(twice))
     assert rec["full_from_s"] == 8.0 and rec["full_images_per_s"] == 140 / 8.0
+
+
+def test_full_rate_needs_a_stretch_as_long_as_a_request_lives(bench) -> None:
+    # Right after the ramp every request is decoding and few finish: 6 s full, 2 completions a second.
+    early = [(0.0, 40, 0), (2.0, 512, 0), (4.0, 512, 4), (6.0, 512, 8), (8.0, 512, 12), (10.0, 100, 400)]
+    assert bench.full_rate(_samples(early))["full_images_per_s"] == 2.0  # the 4 s default lets it through
+    assert bench.full_rate(_samples(early), min_s=19.0) == {}  # requests that live 19 s: no steady rate
+
+
+def test_tables_leave_out_a_while_full_rate_shorter_than_a_request(bench) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import tables
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    short = {"full_images_per_s": 13.1, "full_window_s": 6.2, "server_e2e_mean_s": 18.9}
+    long = {"full_images_per_s": 22.6, "full_window_s": 22.9, "server_e2e_mean_s": 20.1}
+    assert tables._while_full(short) is None and tables._while_full(long) == 22.6
+    assert tables._while_full({"full_images_per_s": 9.0, "full_window_s": 5.0}) == 9.0  # no lifetime recorded
+    assert tables._while_full({}) is None
+    data = {"runs": [{"name": "extract_noschema_c512", "concurrency": 512, "images_per_s": 23.7, **short}]}
+    assert "| 23.7 | - |" in bench.markdown(data)
