@@ -75,6 +75,7 @@ def rows(results: Path) -> list[dict]:
         cached = (run.get("server_prefix_cache_hits") or 0.0) / images
         f = request_flops(prompt, cached, run.get("completion_tokens_mean") or 0.0)
         rate = f["total"] * run["images_per_s"] / 1e12
+        full = _while_full(run)
         out.append({
             "file": results.name, "name": run["name"], "server_flags": " ".join(flags) or "-",
             "images_per_s": run["images_per_s"], "prompt_tokens": round(prompt, 1), "cached_tokens": round(cached, 1),
@@ -86,8 +87,8 @@ def rows(results: Path) -> list[dict]:
             "share_of_bf16_peak": round(rate / PEAK_TFLOPS["bf16"], 3),
             "server_running_mean": run.get("server_running_mean"),
             # The same while the server was full (no ramp-up or drain), where the record has that rate.
-            "full_images_per_s": _while_full(run),
-            "sustained_tflops_full": round(f["total"] * _while_full(run) / 1e12, 1) if _while_full(run) else None,
+            "full_images_per_s": full,
+            "sustained_tflops_full": round(f["total"] * full / 1e12, 1) if full else None,
         })
     return out
 

@@ -147,11 +147,23 @@ def test_full_rate_needs_a_long_enough_full_stretch(bench) -> None:
     assert rec["full_from_s"] == 8.0 and rec["full_images_per_s"] == 140 / 8.0
 
 
-def test_full_rate_needs_a_stretch_as_long_as_a_request_lives(bench) -> None:
+def test_a_point_records_no_rate_while_full_shorter_than_its_requests_live(bench) -> None:
     # Right after the ramp every request is decoding and few finish: 6 s full, 2 completions a second.
     early = [(0.0, 40, 0), (2.0, 512, 0), (4.0, 512, 4), (6.0, 512, 8), (8.0, 512, 12), (10.0, 100, 400)]
     assert bench.full_rate(_samples(early))["full_images_per_s"] == 2.0  # the 4 s default lets it through
-    assert bench.full_rate(_samples(early), min_s=19.0) == {}  # requests that live 19 s: no steady rate
+
+    def summary(e2e_mean_s: float) -> dict:
+        obs = bench.Observer(None)
+        obs.samples, obs.cpu, obs.wall, obs.procs0, obs.procs1 = _samples(early), 1.0, 10.0, {}, {}
+        obs.spy_error, obs._spy_file = None, None
+        e2e = bench.COUNTERS["e2e"]
+        obs.before = {f"{e2e}_sum": 0.0, f"{e2e}_count": 0.0}
+        obs.after = {f"{e2e}_sum": 400 * e2e_mean_s, f"{e2e}_count": 400.0}
+        return obs.summary()
+
+    lived_19 = summary(19.0)
+    assert lived_19["server_e2e_mean_s"] == 19.0 and "full_images_per_s" not in lived_19
+    assert summary(5.0)["full_images_per_s"] == 2.0  # requests that live 5 s: the 6 s stretch is steady
 
 
 def test_tables_leave_out_a_while_full_rate_shorter_than_a_request(bench) -> None:
