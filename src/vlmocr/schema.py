@@ -30,6 +30,11 @@ FOOTER_FIELDS: tuple[str, ...] = (
     "page_number",
 )
 FIELD_ORDER: tuple[str, ...] = (*HEADER_FIELDS, "products", *FOOTER_FIELDS)
+#: Totals are the sums of the product columns; every other scalar field may be blank ("").
+TOTAL_FIELDS: tuple[str, ...] = ("total_cases", "total_units", "total_layers")
+FILLABLE_FIELDS: tuple[str, ...] = tuple(
+    name for name in (*HEADER_FIELDS, *FOOTER_FIELDS) if name not in TOTAL_FIELDS
+)
 
 #: Printable text only: no C0 control characters, no DEL.
 STRING_PATTERN = r"^[^\u0000-\u001f\u007f]*$"

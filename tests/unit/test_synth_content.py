@@ -87,6 +87,9 @@ def test_same_seed_same_document_other_seed_other_document() -> None:
         ({"max_products": 9}, "max_products"),
         ({"min_products": 5, "max_products": 4}, "min_products"),
         ({"photos_per_doc": 0}, "photos_per_doc"),
+        ({"min_filled": -1}, "min_filled"),
+        ({"max_filled": 12}, "max_filled"),
+        ({"min_filled": 3, "max_filled": 2}, "min_filled"),
         ({"jpeg_quality": 0}, "jpeg_quality"),
     ],
 )
@@ -101,3 +104,38 @@ def test_config_round_trips_and_rejects_unknown_keys() -> None:
     assert SynthConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ConfigError, match="unknown synth config key"):
         SynthConfig.from_dict({"seed": 1, "colour": "red"})
+
+
+def test_blank_fields_leave_only_the_totals_and_the_drawn_count_filled() -> None:
+    from vlmocr.data.synth.generate import render_document
+    from vlmocr.schema import FILLABLE_FIELDS, TOTAL_FIELDS
+
+    full = SynthConfig(seed=3, max_products=2, augment="none")
+    sparse = SynthConfig(seed=3, max_products=2, augment="none", min_filled=1, max_filled=3)
+    counts = set()
+    for index in range(40):
+        whole, _ = render_document(full, "train", index)
+        doc, page = render_document(sparse, "train", index)
+        filled = [name for name in FILLABLE_FIELDS if doc.target[name]]
+        counts.add(len(filled))
+        assert 1 <= len(filled) <= 3
+        assert check_target(doc.target) == []
+        # The blanks are the only change: every kept value, the rows and the totals are the full document's.
+        for name in FIELD_ORDER:
+            if name in FILLABLE_FIELDS and name not in filled:
+                assert doc.target[name] == ""
+            else:
+                assert doc.target[name] == whole.target[name], name
+        assert all(doc.target[name] for name in TOTAL_FIELDS)
+        # A blank field puts no text on the page; a kept one does.
+        drawn = {box.field for box in page.boxes if box.text}
+        assert set(filled) <= drawn and not (set(FILLABLE_FIELDS) - set(filled)) & drawn
+    assert counts == {1, 2, 3}
+
+
+def test_checker_allows_blank_fields_but_not_blank_totals(targets: list[dict]) -> None:
+    target = dict(targets[0], route="", page_number="")
+    assert check_target(target) == []
+    target["total_cases"] = ""
+    assert check_target(target) == ["total_cases must be a non-empty string",
+                                     "total_cases or the cases column is not a number"]

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vlmocr.cli._common import console, handle_errors, out
-from vlmocr.data.synth.config import MAX_PRODUCTS, SynthConfig
+from vlmocr.data.synth.config import MAX_PRODUCTS, N_FILLABLE, SynthConfig
 
 #: Defaults shown in --help come from the config dataclass (flags left out keep them).
 _D = SynthConfig()
@@ -51,6 +51,8 @@ def synth(
     size: str = typer.Option(None, "--size", help=f"Image size WxH. (default: {_D.size[0]}x{_D.size[1]})"),
     min_products: int = typer.Option(None, "--min-products", help=f"Fewest product rows a document has. (default: {_D.min_products})"),
     max_products: int = typer.Option(None, "--max-products", help=f"Most product rows a document has (<= {MAX_PRODUCTS}). (default: {_D.max_products})"),
+    min_filled: int = typer.Option(None, "--min-filled", help=f"Fewest of the {N_FILLABLE} header/footer fields that are not totals with a value; the rest are printed blank. (default: {_D.min_filled})"),
+    max_filled: int = typer.Option(None, "--max-filled", help=f"Most of those fields with a value (fewer values a page: an easier first stage of a curriculum). (default: {_D.max_filled})"),
     jpeg_quality: int = typer.Option(None, "--jpeg-quality", help=f"JPEG quality of the written images. (default: {_D.jpeg_quality})"),
     workers: int = typer.Option(0, "--workers", help="Processes to render with (0 = one per CPU core)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
@@ -74,6 +76,8 @@ def synth(
         "size": _parse_size(size) if size else None,
         "min_products": min_products,
         "max_products": max_products,
+        "min_filled": min_filled,
+        "max_filled": max_filled,
         "jpeg_quality": jpeg_quality,
     }
     config = SynthConfig(**{k: v for k, v in given.items() if v is not None})

@@ -8,10 +8,13 @@ from typing import Any
 from vlmocr.data.synth.augment import LEVELS
 from vlmocr.data.synth.layouts import LAYOUTS
 from vlmocr.errors import ConfigError
+from vlmocr.schema import FILLABLE_FIELDS
 
 #: Most product rows one document may have (the layouts are sized and tested for it).
 MAX_PRODUCTS = 8
 MIN_SIDE, MAX_SIDE = 320, 4096
+#: Header and footer fields a page may leave blank (the totals are sums, always filled).
+N_FILLABLE = len(FILLABLE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,9 @@ class SynthConfig:
     augment: "none" (clean render), "light" (scan-like, mild) or "photo" (phone photo).
     photos_per_doc: images of each document (each a different augmentation).
     min_products / max_products: product rows a document has (uniform, 1..8).
+    min_filled / max_filled: how many of the 11 header and footer fields that are not totals
+        carry a value (uniform; the others are printed blank and are "" in the target). Below
+        11 it makes pages with fewer values to read, for a curriculum that starts easy.
     jpeg_quality: quality of the JPEG files generate_dataset writes.
     """
 
@@ -33,6 +39,8 @@ class SynthConfig:
     photos_per_doc: int = 1
     min_products: int = 1
     max_products: int = MAX_PRODUCTS
+    min_filled: int = N_FILLABLE
+    max_filled: int = N_FILLABLE
     jpeg_quality: int = 92
 
     def __post_init__(self) -> None:
@@ -61,6 +69,11 @@ class SynthConfig:
             raise ConfigError(
                 f"need 1 <= min_products <= max_products <= {MAX_PRODUCTS}, "
                 f"got {self.min_products}..{self.max_products}"
+            )
+        if not 0 <= self.min_filled <= self.max_filled <= N_FILLABLE:
+            raise ConfigError(
+                f"need 0 <= min_filled <= max_filled <= {N_FILLABLE}, "
+                f"got {self.min_filled}..{self.max_filled}"
             )
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be within 1..100, got {self.jpeg_quality}")

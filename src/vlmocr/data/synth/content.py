@@ -12,13 +12,14 @@ note): decoration a model has to learn to ignore. Everything is drawn from one s
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import random
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmocr.schema import FIELD_ORDER, FOOTER_FIELDS, HEADER_FIELDS, PRODUCT_FIELDS
+from vlmocr.schema import FIELD_ORDER, FILLABLE_FIELDS, FOOTER_FIELDS, HEADER_FIELDS, PRODUCT_FIELDS, TOTAL_FIELDS
 
 PACKS: tuple[str, ...] = (
     "CASE OF", "CASE OF", "CASE OF", "BOX OF", "BOX OF", "12PK OF", "6PK OF", "24PK OF",
@@ -178,13 +179,34 @@ def make_document(rng: random.Random, n_products: int, seed: int) -> Document:
     )
 
 
+def blank_fields(doc: Document, rng: random.Random, filled: int) -> Document:
+    """`doc` with all but `filled` of FILLABLE_FIELDS left blank ("" in the target, no value on the page).
+
+    The fields kept are drawn with `rng`; the labels stay on the page, as on a form whose
+    blanks were not filled in.
+    """
+    if not 0 <= filled <= len(FILLABLE_FIELDS):
+        raise ValueError(f"filled must be within 0..{len(FILLABLE_FIELDS)}, got {filled}")
+    blank = set(rng.sample(FILLABLE_FIELDS, len(FILLABLE_FIELDS) - filled))
+    if not blank:
+        return doc
+    target = {key: "" if key in blank else value for key, value in doc.target.items()}
+    return dataclasses.replace(doc, target=target)
+
+
 def check_target(target: dict[str, Any]) -> list[str]:
-    """Problems with a target (schema shape, string values, totals); empty when valid."""
+    """Problems with a target (schema shape, string values, totals); empty when valid.
+
+    Totals must be filled; the other header and footer fields may be blank ("").
+    """
     problems = []
     if list(target) != list(FIELD_ORDER):
         problems.append(f"keys {list(target)} differ from {list(FIELD_ORDER)}")
     for name in (*HEADER_FIELDS, *FOOTER_FIELDS):
-        if not isinstance(target.get(name), str) or not target.get(name):
+        value = target.get(name)
+        if not isinstance(value, str):
+            problems.append(f"{name} must be a string")
+        elif not value and name in TOTAL_FIELDS:
             problems.append(f"{name} must be a non-empty string")
     rows = target.get("products") or []
     for i, row in enumerate(rows):

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from vlmocr.data.synth.augment import photograph
 from vlmocr.data.synth.canvas import TextBox
-from vlmocr.data.synth.config import SynthConfig
-from vlmocr.data.synth.content import Document, make_document
+from vlmocr.data.synth.config import N_FILLABLE, SynthConfig
+from vlmocr.data.synth.content import Document, blank_fields, make_document
 from vlmocr.data.synth.layouts import Page, render_page
 from vlmocr.errors import ConfigError
 from vlmocr.fileio import atomic_directory, atomic_write_json, provenance
@@ -100,6 +100,10 @@ def render_document(config: SynthConfig, split: str, index: int) -> tuple[Docume
     rng = random.Random(seed)
     layout = rng.choice(config.layout_names)
     doc = make_document(rng, rng.randint(config.min_products, config.max_products), seed % 2**32)
+    if config.min_filled < N_FILLABLE:
+        # Its own random stream, so that full documents (the default) stay what they always were.
+        blanks = random.Random(_seed_of(config.seed, split, index, "blank"))
+        doc = blank_fields(doc, blanks, blanks.randint(config.min_filled, config.max_filled))
     page = render_page(doc, layout, rng.getrandbits(32), config.size)
     return doc, page
 
