@@ -134,3 +134,34 @@ def test_cached_text_masks_draw_the_same_pixels_as_imagedraw() -> None:
                 direct.paste(240, (0, 0, 1000, 70))
                 ImageDraw.Draw(direct).text(box[:2], text, font=font, fill=20)
                 assert cached.tobytes() == direct.tobytes(), (face, size, text)
+
+
+def test_type_scale_one_tries_the_usual_sizes() -> None:
+    from vlmocr.data.synth.layouts import type_scales
+
+    assert type_scales(1.0) == SCALES
+    larger = type_scales(2.0)
+    assert larger[0] == pytest.approx(2 * SCALES[0]) and larger[-1] == SCALES[-1]
+    assert list(larger) == sorted(larger, reverse=True)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_larger_type_on_sparse_pages_is_larger_and_sound(layout: str) -> None:
+    """A curriculum's first pages: one row, few values, type up to 2x, still inside and unbroken."""
+    plain = SynthConfig(layouts=(layout,), max_products=1, min_filled=0, max_filled=2, augment="none")
+    large = replace(plain, type_scale=2.0)
+    grew = 0
+    for index in range(8):
+        doc, page = render_document(large, "train", index)
+        _, usual = render_document(plain, "train", index)
+        assert_page_is_sound(page, doc.target, (768, 768), MIN_VALUE_PX)
+        assert page.scale >= usual.scale
+        grew += page.scale > usual.scale
+    assert grew >= 2, f"type grew on {grew} of 8 pages"  # two_column: its label column limits it most
+
+
+def test_config_checks_type_scale() -> None:
+    assert SynthConfig(type_scale=2).type_scale == 2.0
+    for bad in (0.5, 4.5, True, "2"):
+        with pytest.raises(ConfigError, match="type_scale"):
+            SynthConfig(type_scale=bad)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ MAX_PRODUCTS = 8
 MIN_SIDE, MAX_SIDE = 320, 4096
 #: Header and footer fields a page may leave blank (the totals are sums, always filled).
 N_FILLABLE = len(FILLABLE_FIELDS)
+MAX_TYPE_SCALE = 4.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class SynthConfig:
     min_filled / max_filled: how many of the 11 header and footer fields that are not totals
         carry a value (uniform; the others are printed blank and are "" in the target). Below
         11 it makes pages with fewer values to read, for a curriculum that starts easy.
+    type_scale: type up to this many times the layouts' sizes, the largest that fits the page
+        (a page too full for it falls back to the usual sizes): larger text per visual token,
+        for a curriculum's first stages.
     jpeg_quality: quality of the JPEG files generate_dataset writes.
     """
 
@@ -41,6 +45,7 @@ class SynthConfig:
     max_products: int = MAX_PRODUCTS
     min_filled: int = N_FILLABLE
     max_filled: int = N_FILLABLE
+    type_scale: float = 1.0
     jpeg_quality: int = 92
 
     def __post_init__(self) -> None:
@@ -75,6 +80,10 @@ class SynthConfig:
                 f"need 0 <= min_filled <= max_filled <= {N_FILLABLE}, "
                 f"got {self.min_filled}..{self.max_filled}"
             )
+        if (isinstance(self.type_scale, bool) or not isinstance(self.type_scale, (int, float))
+                or not 1.0 <= self.type_scale <= MAX_TYPE_SCALE):
+            raise ConfigError(f"type_scale must be a number within 1..{MAX_TYPE_SCALE}, got {self.type_scale!r}")
+        object.__setattr__(self, "type_scale", float(self.type_scale))
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be within 1..100, got {self.jpeg_quality}")
 

@@ -104,7 +104,7 @@ def render_document(config: SynthConfig, split: str, index: int) -> tuple[Docume
         # Its own random stream, so that full documents (the default) stay what they always were.
         blanks = random.Random(_seed_of(config.seed, split, index, "blank"))
         doc = blank_fields(doc, blanks, blanks.randint(config.min_filled, config.max_filled))
-    page = render_page(doc, layout, rng.getrandbits(32), config.size)
+    page = render_page(doc, layout, rng.getrandbits(32), config.size, config.type_scale)
     return doc, page
 
 

@@ -185,8 +185,28 @@ def _registry() -> dict[str, LayoutFn]:
 LAYOUTS: tuple[str, ...] = ("form", "two_column", "receipt", "dense", "label")
 
 
-def render_page(doc: Document, layout: str, seed: int, size: tuple[int, int]) -> Page:
-    """Fit and draw `doc` with `layout` on a page of `size` (w, h); deterministic in `seed`."""
+def type_scales(type_scale: float = 1.0) -> tuple[float, ...]:
+    """The type scales render_page tries, largest first: SCALES times `type_scale`, then the
+    plain SCALES below those, so a page too full for larger type still fits as usual."""
+    larger = [round(s * type_scale, 4) for s in SCALES]
+    return (*larger, *(s for s in SCALES if s < larger[-1]))
+
+
+def _overlap(boxes: list[TextBox]) -> str | None:
+    """The first two non-empty text boxes that intersect, described; None when none do."""
+    placed = [b for b in boxes if b.text and b.box[2] > b.box[0]]
+    for i, a in enumerate(placed):
+        for b in placed[i + 1:]:
+            if a.box[0] < b.box[2] and b.box[0] < a.box[2] and a.box[1] < b.box[3] and b.box[1] < a.box[3]:
+                return f"{a.text!r} overlaps {b.text!r}"
+    return None
+
+
+def render_page(doc: Document, layout: str, seed: int, size: tuple[int, int], type_scale: float = 1.0) -> Page:
+    """Fit and draw `doc` with `layout` on a page of `size` (w, h); deterministic in `seed`.
+
+    `type_scale` > 1 sets the type up to that many times larger where the page has room.
+    """
     from PIL import Image as PILImage
 
     draw = _registry().get(layout)
@@ -197,7 +217,7 @@ def render_page(doc: Document, layout: str, seed: int, size: tuple[int, int]) ->
     full: Box = (0, 0, width, height)
     chosen = None
     last = ""
-    for scale in SCALES:
+    for scale in type_scales(type_scale):
         canvas = Canvas(size, full)
         try:
             draw(canvas, doc, make_style(seed, unit, scale))
@@ -208,6 +228,11 @@ def render_page(doc: Document, layout: str, seed: int, size: tuple[int, int]) ->
             # pixels a sample), which then lived until the cyclic GC got to it, and the
             # heap grown to hold it stayed with the worker.
             last = str(exc)
+            continue
+        # The layouts are designed for SCALES; larger type (type_scale) is kept only where no
+        # two strings collide, which the layouts do not check themselves.
+        if scale > SCALES[0] and (clash := _overlap(canvas.boxes)):
+            last = clash
             continue
         chosen = scale
         break
