@@ -140,22 +140,26 @@ def test_type_scale_one_tries_the_usual_sizes() -> None:
     from vlmocr.data.synth.layouts import type_scales
 
     assert type_scales(1.0) == SCALES
-    larger = type_scales(2.0)
-    assert larger[0] == pytest.approx(2 * SCALES[0]) and larger[-1] == SCALES[-1]
-    assert list(larger) == sorted(larger, reverse=True)
+    for factor in (1.5, 2.0, 4.0):
+        larger = type_scales(factor)
+        assert factor * SCALES[0] * 0.92 < larger[0] <= factor * SCALES[0] and larger[-len(SCALES):] == SCALES
+        assert list(larger) == sorted(larger, reverse=True)
+        steps = [b / a for a, b in zip(larger, larger[1:])]
+        assert min(steps) > 0.9  # no gap: every size in between is tried
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_larger_type_on_sparse_pages_is_larger_and_sound(layout: str) -> None:
     """A curriculum's first pages: one row, few values, type up to 2x, still inside and unbroken."""
     plain = SynthConfig(layouts=(layout,), max_products=1, min_filled=0, max_filled=2, augment="none")
-    large = replace(plain, type_scale=2.0)
+    large, largest = replace(plain, type_scale=2.0), replace(plain, type_scale=4.0)
     grew = 0
     for index in range(8):
         doc, page = render_document(large, "train", index)
         _, usual = render_document(plain, "train", index)
+        _, most = render_document(largest, "train", index)
         assert_page_is_sound(page, doc.target, (768, 768), MIN_VALUE_PX)
-        assert page.scale >= usual.scale
+        assert most.scale >= page.scale >= usual.scale
         grew += page.scale > usual.scale
     assert grew >= 2, f"type grew on {grew} of 8 pages"  # two_column: its label column limits it most
 

@@ -185,11 +185,23 @@ def _registry() -> dict[str, LayoutFn]:
 LAYOUTS: tuple[str, ...] = ("form", "two_column", "receipt", "dense", "label")
 
 
+#: Ratio between neighbouring larger type scales (see type_scales).
+TYPE_STEP = 0.92
+
+
 def type_scales(type_scale: float = 1.0) -> tuple[float, ...]:
-    """The type scales render_page tries, largest first: SCALES times `type_scale`, then the
-    plain SCALES below those, so a page too full for larger type still fits as usual."""
-    larger = [round(s * type_scale, 4) for s in SCALES]
-    return (*larger, *(s for s in SCALES if s < larger[-1]))
+    """The type scales render_page tries, largest first: SCALES[0] / TYPE_STEP**k up to
+    SCALES[0] * `type_scale`, then SCALES, so a page too full for larger type still fits as usual.
+
+    One grid for every `type_scale`: a larger one only adds sizes on top, so it never picks
+    smaller type than a smaller one would.
+    """
+    larger: list[float] = []
+    k = 1
+    while SCALES[0] / TYPE_STEP**k <= SCALES[0] * type_scale * 1.0001:
+        larger.append(round(SCALES[0] / TYPE_STEP**k, 4))
+        k += 1
+    return (*reversed(larger), *SCALES)
 
 
 def _overlap(boxes: list[TextBox]) -> str | None:
