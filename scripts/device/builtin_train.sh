@@ -11,6 +11,9 @@
 #   and --set 'data.synth.size=[1536, 1536]' to draw the pages at that size (run 7: 20-24 samples/s with
 #   14 workers, data wait <= 0.5 %; in 11,832 samples no value was read yet, see docs/builtin.md for why)
 # The metrics (loss, samples seen, the in-run eval's field F1 on 32 held-back samples) come back too.
+# Data loading: 10 workers, one prefetched batch each. 14 workers with two each once filled the
+# host's 125 GiB (each worker ~8 GB, the trainer ~30 GB of shared batches) and the run was killed;
+# 10 x 1 trained as fast (runs 10 and 12 in docs/builtin.md: 88-106 vs 98-110 samples/s).
 #
 # PHASE (default all) splits a call in three, so that a run can outlast one call and other calls
 # (carrying files, preparing the next job) happen while it trains:
@@ -74,7 +77,7 @@ resume=(); [ -d "$work/run/checkpoints" ] && resume=(--resume)
 if [ "$phase" != collect ]; then
 timeout -s TERM "$budget" python3 -m vlmocr.cli.app train configs/full-scratch.yaml --model "$model" \
   --out "$work/run" --max-steps "$steps" --batch-size "$batch" "${resume[@]}" \
-  --set 'data.synth.layouts=[form, two_column, receipt, dense]' --set data.num_workers=14 \
+  --set 'data.synth.layouts=[form, two_column, receipt, dense]' --set data.num_workers=10 --set data.prefetch_factor=1 \
   --set optim.warmup_steps=100 --set eval.every_steps="${EVAL_EVERY:-500}" --set eval.n_samples=32 \
   --set eval.batch_size=32 \
   --set checkpoint.every_steps=250 --set checkpoint.keep_last=1 --set log_every=50 "$@" >> "$work/train.log" 2>&1
