@@ -52,3 +52,24 @@ def test_generator_imports_without_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_curriculum_flags_reach_the_config_and_the_targets(tmp_path: Path) -> None:
+    from vlmocr.schema import FILLABLE_FIELDS
+
+    out = tmp_path / "easy"
+    result = runner.invoke(app, [
+        "data", "synth", "--out", str(out), "--train", "6", "--max-products", "1", "--min-filled", "1",
+        "--max-filled", "2", "--type-scale", "2", "--augment", "none", "--workers", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "synth.json").read_text())["config"]
+    assert (config["min_filled"], config["max_filled"], config["type_scale"]) == (1, 2, 2.0)
+    for line in (out / "train" / "annotations.jsonl").read_text().splitlines():
+        target = json.loads(json.loads(line)["suffix"])
+        assert len(target["products"]) == 1
+        assert 1 <= sum(bool(target[name]) for name in FILLABLE_FIELDS) <= 2
+    check = runner.invoke(app, ["data", "check", str(out)])
+    assert check.exit_code == 0, check.output
+    bad = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "y"), "--train", "1", "--type-scale", "9"])
+    assert bad.exit_code == 2 and "type_scale" in bad.output

@@ -6,7 +6,7 @@ import gc
 import random
 import weakref
 from dataclasses import replace
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import pytest
 
@@ -144,7 +144,7 @@ def test_type_scale_one_tries_the_usual_sizes() -> None:
         larger = type_scales(factor)
         assert factor * SCALES[0] * 0.92 < larger[0] <= factor * SCALES[0] and larger[-len(SCALES):] == SCALES
         assert list(larger) == sorted(larger, reverse=True)
-        steps = [b / a for a, b in zip(larger, larger[1:])]
+        steps = [b / a for a, b in pairwise(larger)]
         assert min(steps) > 0.9  # no gap: every size in between is tried
 
 

@@ -19,7 +19,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmocr.schema import FIELD_ORDER, FILLABLE_FIELDS, FOOTER_FIELDS, HEADER_FIELDS, PRODUCT_FIELDS, TOTAL_FIELDS
+from vlmocr.schema import (
+    FIELD_ORDER,
+    FILLABLE_FIELDS,
+    FOOTER_FIELDS,
+    HEADER_FIELDS,
+    PRODUCT_FIELDS,
+    TOTAL_FIELDS,
+)
 
 PACKS: tuple[str, ...] = (
     "CASE OF", "CASE OF", "CASE OF", "BOX OF", "BOX OF", "12PK OF", "6PK OF", "24PK OF",
