@@ -15,8 +15,16 @@
 # host's 125 GiB (each worker ~8 GB, the trainer ~30 GB of shared batches) and the run was killed;
 # 10 x 1 trained as fast (runs 10 and 12 in docs/builtin.md: 88-106 vs 98-110 samples/s).
 #
+# Curriculum stages in one call: run the script once a stage, each with its own WORK, MODEL the last
+# stage's export and STAGE naming its metrics file in $OUT (the last stage's weights come back), e.g.
+#   WORK=/root/s1 MODEL=scratch STAGE=s1 SECONDS_BUDGET=300 MAX_STEPS=600 bash scripts/device/builtin_train.sh \
+#     --set data.synth.type_scale=2 --set data.synth.max_products=1 --set data.synth.min_filled=0 \
+#     --set data.synth.max_filled=2 ...;
+#   WORK=/root/s2 MODEL=/root/s1/export STAGE=s2 SECONDS_BUDGET=240 ... --set data.synth.max_products=1 ...
+#
 # PHASE (default all) splits a call in three, so that a run can outlast one call and other calls
-# (carrying files, preparing the next job) happen while it trains:
+# (carrying files, preparing the next job) happen while it trains (only where the machine stays held
+# between calls: one given back after a short idle time takes the run with it):
 #   PHASE=start    copy the code, configs and starting weights to $WORK, start the training in its
 #                  own session (setsid: it survives the call) and return;
 #   PHASE=status   print the run's last log lines and in-run evaluations;
@@ -92,5 +100,5 @@ python3 -m vlmocr.cli.app export "$src" --out "$work/export" --dtype bf16 --shar
 # At most 8 files of 16 MB come back: the weight shards one by one, everything else in one tar.
 cp "$work"/export/*.safetensors "$out/"
 tar -C "$work/export" --exclude='*.safetensors' -czf "$out/side.tgz" .
-cp "$work/run/metrics.jsonl" "$out/metrics.jsonl"
+cp "$work/run/metrics.jsonl" "$out/metrics${STAGE:+-$STAGE}.jsonl"
 ls -la "$out"
