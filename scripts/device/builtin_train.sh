@@ -19,8 +19,9 @@
 # stage's export and STAGE naming its metrics file in $OUT (the last stage's weights come back), e.g.
 #   WORK=/root/s1 MODEL=scratch STAGE=s1 SECONDS_BUDGET=300 MAX_STEPS=600 bash scripts/device/builtin_train.sh \
 #     --set data.synth.type_scale=2 --set data.synth.max_products=1 --set data.synth.min_filled=0 \
-#     --set data.synth.max_filled=2 ...;
+#     --set data.synth.max_filled=2 ... &&
 #   WORK=/root/s2 MODEL=/root/s1/export STAGE=s2 SECONDS_BUDGET=240 ... --set data.synth.max_products=1 ...
+# (&&: a stage whose export fails exits 1, and the next one would have no weights to start from).
 #
 # PHASE (default all) splits a call in three, so that a run can outlast one call and other calls
 # (carrying files, preparing the next job) happen while it trains (only where the machine stays held
@@ -96,7 +97,15 @@ fi
 src="$work/run/final"; [ -d "$src" ] || src=$(ls -d "$work"/run/checkpoints/step-* 2>/dev/null | sort | tail -1)
 echo "exporting $src"
 rm -rf "$work/export"
-python3 -m vlmocr.cli.app export "$src" --out "$work/export" --dtype bf16 --shard-size 15MB --no-vllm-check --overwrite 2>&1 | tail -5
+# An earlier stage's weights in $OUT must not come back as this stage's.
+rm -f "$out"/*.safetensors "$out/side.tgz"
+python3 -m vlmocr.cli.app export "$src" --out "$work/export" --dtype bf16 --shard-size 15MB --no-vllm-check --overwrite > "$work/export.log" 2>&1
+status=$?; tail -5 "$work/export.log"
+if [ "$status" != 0 ]; then
+  cp "$work/run/metrics.jsonl" "$out/metrics${STAGE:+-$STAGE}.jsonl"
+  echo "export of $src failed (exit $status): no weights come back; they stay in $src on this machine" >&2
+  exit 1
+fi
 # At most 8 files of 16 MB come back: the weight shards one by one, everything else in one tar.
 cp "$work"/export/*.safetensors "$out/"
 tar -C "$work/export" --exclude='*.safetensors' -czf "$out/side.tgz" .
