@@ -97,17 +97,16 @@ fi
 src="$work/run/final"; [ -d "$src" ] || src=$(ls -d "$work"/run/checkpoints/step-* 2>/dev/null | sort | tail -1)
 echo "exporting $src"
 rm -rf "$work/export"
-# An earlier stage's weights in $OUT must not come back as this stage's.
+# An earlier stage's weights in $OUT must not come back as this stage's; the metrics come back either way.
 rm -f "$out"/*.safetensors "$out/side.tgz"
+cp "$work/run/metrics.jsonl" "$out/metrics${STAGE:+-$STAGE}.jsonl"
 python3 -m vlmocr.cli.app export "$src" --out "$work/export" --dtype bf16 --shard-size 15MB --no-vllm-check --overwrite > "$work/export.log" 2>&1
 status=$?; tail -5 "$work/export.log"
 if [ "$status" != 0 ]; then
-  cp "$work/run/metrics.jsonl" "$out/metrics${STAGE:+-$STAGE}.jsonl"
   echo "export of $src failed (exit $status): no weights come back; they stay in $src on this machine" >&2
   exit 1
 fi
 # At most 8 files of 16 MB come back: the weight shards one by one, everything else in one tar.
 cp "$work"/export/*.safetensors "$out/"
 tar -C "$work/export" --exclude='*.safetensors' -czf "$out/side.tgz" .
-cp "$work/run/metrics.jsonl" "$out/metrics${STAGE:+-$STAGE}.jsonl"
 ls -la "$out"
