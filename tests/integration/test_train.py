@@ -198,6 +198,34 @@ def test_sigterm_saves_and_resume_matches_an_uninterrupted_run(tiny_model: Path,
     assert (run / "final" / "adapter_model.safetensors").is_file()
 
 
+def test_sigterm_during_the_final_evaluation_still_saves_the_last_step(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A time limit (`timeout`, a batch scheduler) that strikes after the last step, while the final
+    evaluation runs, must leave the finished weights: a checkpoint of the last step and RUN/final."""
+    from vlmocr.train import trainer
+
+    real = trainer.evaluate_samples
+
+    def evaluate_then_term(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["step"] == 4:  # the final evaluation (max_steps 4)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate_samples", evaluate_then_term)
+    outside: list[int] = []  # the handler the trainer restores when it is done (here: not the default)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: outside.append(signum))
+    try:
+        run = tmp_path / "run"
+        result = trainer.train(config(tiny_model, run, max_steps=4, **{
+            "eval.n_samples": 1, "eval.every_steps": 0, "eval.max_new_tokens": 8}))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert outside == []  # the trainer's handler took the signal, not the process's default one
+    assert result.steps == 4 and result.stopped == "completed"
+    assert [p.name for p in complete_checkpoints(run)] == ["step-000004"]
+    assert (run / "final" / "adapter_model.safetensors").is_file()
+
+
 def test_nan_loss_stops_without_overwriting_the_last_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
     from vlmocr.train.trainer import train
 

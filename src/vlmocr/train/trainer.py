@@ -401,15 +401,20 @@ class _Trainer:
                     evaluate()
                 if cfg.checkpoint.every_steps and state.step % cfg.checkpoint.every_steps == 0:
                     last_saved = save()
-        del batches
-        final_dir = None
-        if stopped == "completed":
-            evaluate()
-        if last_saved is None or ckpt.checkpoint_dir(run, state.step) != last_saved:
-            last_saved = save()
-        if stopped == "completed" and self.dist.is_main:
-            final_dir = ckpt.publish_model(model, processor, run / "final",
-                                           replace(contract, extra={**contract.extra, "step": state.step}))
+            # Still under the stop request: a SIGTERM during the final evaluation or save (a batch
+            # job's time limit) must not kill the run before the last steps are written.
+            del batches
+            final_dir = None
+            if stopped == "completed":
+                if self.dist.any(stop.signum is not None, self.device):
+                    log.warning("stop requested after the last step: final evaluation skipped, saving")
+                else:
+                    evaluate()
+            if last_saved is None or ckpt.checkpoint_dir(run, state.step) != last_saved:
+                last_saved = save()
+            if stopped == "completed" and self.dist.is_main:
+                final_dir = ckpt.publish_model(model, processor, run / "final",
+                                               replace(contract, extra={**contract.extra, "step": state.step}))
         if self.dist.is_main:
             plot_loss(run, self.metrics.rows(), metric=cfg.eval.metric)
         self.emit(TrainEvent("end", state.step, total, loss=last_loss, score=state.best_score, message=stopped))
