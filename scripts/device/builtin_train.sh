@@ -44,7 +44,7 @@ except OSError:
     rows = []
 train = [r for r in rows if r.get("kind") == "train"]
 if train:
-    print({k: train[-1].get(k) for k in ("step", "samples_seen", "loss", "samples_per_s")})
+    print({k: train[-1].get(k) for k in ("step", "samples_seen", "loss", "grad_norm_max", "samples_per_s")})
 for r in [r for r in rows if r.get("kind") == "eval"][-4:]:
     print({k: v for k, v in r.items() if k in ("step", "field_f1", "json_valid", "ted_accuracy", "image_gain",
            "image_gain_values", "image_gain_structure")})

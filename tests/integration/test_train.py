@@ -226,6 +226,24 @@ def test_sigterm_during_the_final_evaluation_still_saves_the_last_step(
     assert (run / "final" / "adapter_model.safetensors").is_file()
 
 
+def test_log_rows_carry_the_largest_gradient_norm_since_the_row_before(tiny_model: Path, tmp_path: Path) -> None:
+    """A spike between two log rows must show: `grad_norm_max` is the window's largest norm."""
+    from vlmocr.train.trainer import train
+
+    def norms(run: Path) -> dict[int, tuple[float, float]]:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: (r["grad_norm"], r["grad_norm_max"]) for r in rows if r["kind"] == "train"}
+
+    every = norms((train(config(tiny_model, tmp_path / "a", max_steps=6, log_every=1))).run)
+    sparse = norms((train(config(tiny_model, tmp_path / "b", max_steps=6, log_every=3))).run)
+    assert sorted(every) == list(range(1, 7)) and sorted(sparse) == [3, 6]
+    assert all(math.isclose(norm, peak) for norm, peak in every.values())  # a one-step window
+    for end in (3, 6):  # same seed, same steps: the sparse run's rows hold the max of the three steps
+        expected = max(every[step][0] for step in range(end - 2, end + 1))
+        assert math.isclose(sparse[end][1], expected, rel_tol=1e-6), (end, sparse[end], every)
+        assert math.isclose(sparse[end][0], every[end][0], rel_tol=1e-6)
+
+
 def test_nan_loss_stops_without_overwriting_the_last_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
     from vlmocr.train.trainer import train
 

@@ -326,6 +326,7 @@ class _Trainer:
 
         last_saved: Path | None = point.path if point else None
         window_time = window_samples = window_tokens = window_wait = 0.0
+        window_grad_max = 0.0  # the largest gradient norm since the last log row: spikes between rows show
         totals_time = totals_samples = totals_tokens = 0.0
         last_loss: float | None = None
         batches = iter(loader)
@@ -377,6 +378,7 @@ class _Trainer:
                 state.train_seconds += elapsed
                 window_time += elapsed
                 window_wait += data_wait
+                window_grad_max = max(window_grad_max, grad_norm)
                 window_samples += n_samples
                 window_tokens += n_tokens
                 last_loss = loss
@@ -384,7 +386,8 @@ class _Trainer:
                     sps, tps = window_samples / window_time, window_tokens / window_time
                     lr = scheduler.get_last_lr()[0]
                     row = {"kind": "train", "step": state.step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                           "samples_per_s": sps, "tokens_per_s": tps, "samples_seen": state.samples_seen,
+                           "grad_norm_max": window_grad_max, "samples_per_s": sps, "tokens_per_s": tps,
+                           "samples_seen": state.samples_seen,
                            "data_wait_share": window_wait / window_time}
                     if self.device.type == "cuda":
                         row["gpu_peak_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
@@ -394,7 +397,7 @@ class _Trainer:
                     totals_time += window_time
                     totals_samples += window_samples
                     totals_tokens += window_tokens
-                    window_time = window_samples = window_tokens = window_wait = 0.0
+                    window_time = window_samples = window_tokens = window_wait = window_grad_max = 0.0
                 if state.step == total:
                     break
                 if cfg.eval.every_steps and state.step % cfg.eval.every_steps == 0:
