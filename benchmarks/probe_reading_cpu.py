@@ -283,7 +283,8 @@ def main() -> None:
     from vlmocr.models.build import SIZES
 
     pixel_norm = args.pixel_norm or SIZES[args.size].pixel_norm
-    name = args.name or (f"font{args.font_px}" + (f"_{args.size}" if args.size != "tiny" else "") + (f"_digits{args.digits}" if args.digits != 4 else "")
+    name = args.name or (f"font{args.font_px}" + (f"_{args.size}" if args.size != "tiny" else "")
+                         + (f"_digits{args.digits}" if args.digits != 4 else "")
                          + f"_{pixel_norm}" + (f"_x{args.upscale}" if args.upscale != 1 else "")
                          + (f"_render{args.render_scale}" if args.render_scale != 1 else "")
                          + (f"_codes{args.codes}" if args.codes != 1 else "") + ("_labels" if args.labels else "") + (f"_lines{lines}" if lines != args.codes else "")
