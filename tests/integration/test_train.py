@@ -226,6 +226,23 @@ def test_sigterm_during_the_final_evaluation_still_saves_the_last_step(
     assert (run / "final" / "adapter_model.safetensors").is_file()
 
 
+def test_sigterm_at_the_last_step_skips_the_final_evaluation_and_saves(tiny_model: Path, tmp_path: Path) -> None:
+    from vlmocr.train.trainer import train
+
+    def term_at_last_step(event: Any) -> None:
+        if event.kind == "step" and event.step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run = tmp_path / "run"
+    result = train(config(tiny_model, run, max_steps=4, **{
+        "eval.n_samples": 1, "eval.every_steps": 0, "eval.max_new_tokens": 8}), progress=term_at_last_step)
+    assert result.steps == 4 and result.stopped == "completed"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert not [r for r in rows if r["kind"] == "eval"]  # the stop came first: no final evaluation
+    assert [p.name for p in complete_checkpoints(run)] == ["step-000004"]
+    assert (run / "final" / "adapter_model.safetensors").is_file()
+
+
 def test_log_rows_carry_the_largest_gradient_norm_since_the_row_before(tiny_model: Path, tmp_path: Path) -> None:
     """A spike between two log rows must show: `grad_norm_max` is the window's largest norm."""
     from vlmocr.train.trainer import train
