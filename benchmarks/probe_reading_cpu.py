@@ -194,7 +194,7 @@ def run_probe(args: argparse.Namespace, work: Path, data: Path, lines: int, pixe
         "optim": {"learning_rate": args.lr, "weight_decay": 0.01, "warmup_steps": args.warmup, "scheduler": "cosine",
                   "cycles": args.cycles, "cycle_decay": args.cycle_decay},
         "liger": {"auto": None, "on": True, "off": False}[args.liger],
-        "batch_size": args.batch, "max_steps": args.steps, "max_length": 256 * page_units(lines), "precision": "fp32",
+        "batch_size": args.batch, "max_steps": args.steps, "max_length": 256 * page_units(lines), "precision": args.precision,
         "eval": {"every_steps": args.eval_every, "n_samples": 64, "batch_size": 32, "metric": "exact_match"},
         "checkpoint": {"every_steps": 10 ** 6, "keep_last": 1}, "log_every": 20,
     }
@@ -250,6 +250,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50, help="warm-up steps (of each cycle)")
     parser.add_argument("--liger", choices=("auto", "on", "off"), default="auto", help="Liger's Triton kernels "
                         "(train config `liger`; auto: on a CUDA GPU when installed)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="training precision (train config "
+                        "`precision`; the built-in model trains under bf16 on a GPU, these probes under fp32 by default)")
     parser.add_argument("--model-seed", type=int, default=0, help="seed of the model's random initial weights")
     parser.add_argument("--codes", type=int, default=1, help="codes a page, one a line (answer keys c1..cN)")
     parser.add_argument("--lines", type=int, default=None, help="page height in lines (default --codes): "
@@ -291,6 +293,8 @@ def main() -> None:
                          + (f"_cycles{args.cycles}" if args.cycles != 1 else "")
                          + (f"_decay{args.cycle_decay:g}" if args.cycle_decay != 1 else "")
                          + (f"_liger{args.liger}" if args.liger != "auto" else "")
+                         + (f"_{args.precision}" if args.precision != "fp32" else "")
+                         + (f"_lr{args.lr:.0e}".replace("e-0", "e-") if args.lr != 1e-3 else "")
                          + (f"_mseed{args.model_seed}" if args.model_seed else "")
                          + (f"_tseed{args.train_seed}" if args.train_seed != 1 else "")
                          + ("_continued" if args.init_from else ""))
@@ -335,7 +339,7 @@ def main() -> None:
         "render_scale": args.render_scale, "visual_tokens": 32 * page_units(lines) * (args.upscale * args.render_scale) ** 2,
         "codes": args.codes, "lines": lines, "labels": args.labels, "train_seed": args.train_seed, "init_from": str(args.init_from) if args.init_from else None,
         "model_size": args.size, "model_seed": args.model_seed, "steps": args.steps, "cycles": args.cycles,
-        "cycle_decay": args.cycle_decay, "warmup_steps": args.warmup, "liger": args.liger, "batch_size": args.batch, "learning_rate": args.lr,
+        "cycle_decay": args.cycle_decay, "warmup_steps": args.warmup, "liger": args.liger, "precision": args.precision, "batch_size": args.batch, "learning_rate": args.lr,
         "train_images": args.n_train, "samples_seen": max(curve_steps, default=0) * args.batch,
         "stopped_early": not finished, "stopped_by": stopped, "page_jobs": args.jobs,
         "device": "cuda" if cuda else "cpu",
