@@ -4,7 +4,7 @@
 #   PHASE=start    copy the code, start one probe per entry of PROBES (codes a page), return;
 #   PHASE=status   the probes' last log lines and in-run evaluations;
 #   PHASE=collect  wait for them (each stops itself MAX_S seconds after it started, page drawing included;
-#                  after WAIT_S seconds the rest are stopped: the trainer checkpoints and the record keeps
+#                  after WAIT_S seconds (default MAX_S + 180) the rest are stopped: the trainer checkpoints and the record keeps
 #                  the curve so far), then merge their
 #                  records into $OUT/builtin_reading_probe_gpu.json and their logs into $OUT/probe_logs.tgz.
 #   PROBES="4 8 16" MAX_S=420 PHASE=start bash benchmarks/probe_reading_gpu.sh
@@ -50,7 +50,11 @@ PY
 }
 if [ "$phase" = status ]; then show_status; exit 0; fi
 all_done() { [ "$(ls "$work"/done-* 2>/dev/null | wc -l)" -ge "$(ls "$work"/probe-*.log 2>/dev/null | wc -l)" ]; }
-for _ in $(seq "${WAIT_S:-600}"); do all_done && break; sleep 1; done
+wait_s=${WAIT_S:-$(( ${MAX_S:-420} + 180 ))}  # by default long enough for probes started with the same MAX_S
+if [ "$wait_s" -lt "${MAX_S:-420}" ]; then
+  echo "note: WAIT_S=$wait_s is shorter than MAX_S=${MAX_S:-420}: the probes still running then are stopped early" >&2
+fi
+for _ in $(seq "$wait_s"); do all_done && break; sleep 1; done
 if ! all_done; then  # SIGTERM to a probe stops its training and writes its record with the curve so far
   echo "stopping the probes still running"; pkill -TERM -f "^python3 benchmarks/probe_reading_cpu.py"  # the probes, not their wrapper shells
   for _ in $(seq 180); do all_done && break; sleep 1; done
