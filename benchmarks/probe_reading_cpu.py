@@ -226,6 +226,12 @@ def run_probe(args: argparse.Namespace, work: Path, data: Path, lines: int, pixe
     return train_s, data_s, asked[0] if asked else None
 
 
+def short_float(x: float) -> str:
+    """3e-4 -> '3e-4', 1.5e-4 -> '1.5e-4': a learning rate in a record name, exact and short."""
+    mantissa, exponent = f"{x:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "probe-reading")
@@ -294,7 +300,7 @@ def main() -> None:
                          + (f"_decay{args.cycle_decay:g}" if args.cycle_decay != 1 else "")
                          + (f"_liger{args.liger}" if args.liger != "auto" else "")
                          + (f"_{args.precision}" if args.precision != "fp32" else "")
-                         + (f"_lr{args.lr:.0e}".replace("e-0", "e-") if args.lr != 1e-3 else "")
+                         + (f"_lr{short_float(args.lr)}" if args.lr != 1e-3 else "")
                          + (f"_mseed{args.model_seed}" if args.model_seed else "")
                          + (f"_tseed{args.train_seed}" if args.train_seed != 1 else "")
                          + ("_continued" if args.init_from else ""))
