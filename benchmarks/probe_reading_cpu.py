@@ -50,17 +50,19 @@ QUESTION = "Read the code in the picture. Answer in JSON."
 PAGE = (224, 112)  # 8 x 4 merged tokens: 32 visual tokens a page
 
 
-def draw_page(codes: list[str], font_px: int, rng: random.Random, scale: int = 1, lines: int = 1):  # -> PIL.Image.Image
+def draw_page(codes: list[str], font_px: int, rng: random.Random, scale: int = 1, lines: int = 1,
+              page_scale: int = 1):  # -> PIL.Image.Image
     """The codes on a page of PAGE's width and `page_units(lines)` times its height, one in each of
     `lines` bands (in order, top to bottom, at a random place in the band); `scale` draws page and type
-    larger (crisp)."""
+    larger (crisp); `page_scale` makes only the page larger (both sides), the type as it was: the same
+    codes among page_scale^2 times the visual tokens, as a manifest's few values on a large page."""
     from PIL import Image, ImageDraw
 
     from vlmocr.data.synth.fonts import get_font
 
     face = rng.choice(["sans", "serif", "mono"])
     font = get_font(face, font_px * scale)
-    size = (PAGE[0] * scale, PAGE[1] * scale * page_units(lines))
+    size = (PAGE[0] * scale * page_scale, PAGE[1] * scale * page_units(lines) * page_scale)
     band = size[1] // max(lines, len(codes))
     page = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(page)
@@ -87,7 +89,7 @@ def answer_of(codes: list[str]) -> dict[str, str]:
 
 
 def _draw_pages(folder: Path, first: int, n: int, font_px: int, rng: random.Random, digits: int, scale: int,
-                codes: int, lines: int, labels: bool) -> list[str]:
+                codes: int, lines: int, labels: bool, page_scale: int = 1) -> list[str]:
     """Pages first..first+n-1 into `folder`; their annotation lines."""
     rows = []
     for i in range(first, first + n):
@@ -96,10 +98,10 @@ def _draw_pages(folder: Path, first: int, n: int, font_px: int, rng: random.Rand
         if labels:
             keys = list(LABELS[:codes])
             order = rng.sample(range(codes), codes)
-            draw_page([f"{keys[j]} {page_codes[j]}" for j in order], font_px, rng, scale, lines).save(folder / name)
+            draw_page([f"{keys[j]} {page_codes[j]}" for j in order], font_px, rng, scale, lines, page_scale).save(folder / name)
             answer = dict(zip(keys, page_codes))
         else:
-            draw_page(page_codes, font_px, rng, scale, lines).save(folder / name)
+            draw_page(page_codes, font_px, rng, scale, lines, page_scale).save(folder / name)
             answer = answer_of(page_codes)
         rows.append(json.dumps({"image": name, "prefix": QUESTION, "suffix": json.dumps(answer)}))
     return rows
@@ -114,13 +116,13 @@ CHUNK = 2000  # pages a process draws with one seed when --jobs > 1
 
 
 def write_split(folder: Path, n: int, font_px: int, seed: int, digits: int = 4, scale: int = 1, codes: int = 1,
-                lines: int = 1, labels: bool = False, jobs: int = 1) -> None:
+                lines: int = 1, labels: bool = False, jobs: int = 1, page_scale: int = 1) -> None:
     """`labels`: each line reads "LABEL CODE" with the page's labels in a random order, and the answer
     lists them in LABELS order (as a manifest's fields: found by their printed label, not their place).
     `jobs` > 1 draws chunks of CHUNK pages in that many processes, each chunk from its own seed
     ("SEED-CHUNK"), so the pages differ from one process's (jobs=1: one generator seeded with SEED)."""
     folder.mkdir(parents=True, exist_ok=True)
-    page = {"digits": digits, "scale": scale, "codes": codes, "lines": lines, "labels": labels}
+    page = {"digits": digits, "scale": scale, "codes": codes, "lines": lines, "labels": labels, "page_scale": page_scale}
     if jobs <= 1:
         rows = _draw_pages(folder, 0, n, font_px, random.Random(seed), **page)
     else:
@@ -176,7 +178,8 @@ def run_probe(args: argparse.Namespace, work: Path, data: Path, lines: int, pixe
     from vlmocr.models.build import build_model
 
     started = start = time.perf_counter()
-    page = {"digits": args.digits, "scale": args.render_scale, "codes": args.codes, "lines": lines, "labels": args.labels}
+    page = {"digits": args.digits, "scale": args.render_scale, "codes": args.codes, "lines": lines, "labels": args.labels,
+            "page_scale": args.page_scale}
     write_split(data / "train", args.n_train, args.font_px, seed=args.train_seed, jobs=args.jobs, **page)
     write_split(data / "valid", 64, args.font_px, seed=2, **page)
     write_split(data / "test", 200, args.font_px, seed=3, **page)
@@ -194,7 +197,7 @@ def run_probe(args: argparse.Namespace, work: Path, data: Path, lines: int, pixe
         "optim": {"learning_rate": args.lr, "weight_decay": 0.01, "warmup_steps": args.warmup, "scheduler": "cosine",
                   "cycles": args.cycles, "cycle_decay": args.cycle_decay},
         "liger": {"auto": None, "on": True, "off": False}[args.liger],
-        "batch_size": args.batch, "max_steps": args.steps, "max_length": 256 * page_units(lines), "precision": args.precision,
+        "batch_size": args.batch, "max_steps": args.steps, "max_length": max(256 * page_units(lines), pixels // 784 + 256), "precision": args.precision,
         "eval": {"every_steps": args.eval_every, "n_samples": 64, "batch_size": 32, "metric": "exact_match"},
         "checkpoint": {"every_steps": 10 ** 6, "keep_last": 1}, "log_every": 20,
     }
@@ -240,6 +243,8 @@ def main() -> None:
     parser.add_argument("--digits", type=int, default=4)
     parser.add_argument("--upscale", type=int, default=1, help="resolution contract of N^2 times the page's "
                         "pixels: the processor upsamples, the same text becomes N^2 times the visual tokens")
+    parser.add_argument("--page-scale", type=int, default=1, help="a page N times larger on each side, the type "
+                        "as it was (the contract follows): the same codes among N^2 times the visual tokens")
     parser.add_argument("--render-scale", type=int, default=1, help="draw page and type N times larger "
                         "(crisp glyphs; the contract follows): against --upscale N, the same visual tokens")
     parser.add_argument("--pixel-norm", default=None, help="the built model's image normalization "
@@ -295,6 +300,7 @@ def main() -> None:
                          + (f"_digits{args.digits}" if args.digits != 4 else "")
                          + f"_{pixel_norm}" + (f"_x{args.upscale}" if args.upscale != 1 else "")
                          + (f"_render{args.render_scale}" if args.render_scale != 1 else "")
+                         + (f"_page{args.page_scale}" if args.page_scale != 1 else "")
                          + (f"_codes{args.codes}" if args.codes != 1 else "") + ("_labels" if args.labels else "") + (f"_lines{lines}" if lines != args.codes else "")
                          + (f"_cycles{args.cycles}" if args.cycles != 1 else "")
                          + (f"_decay{args.cycle_decay:g}" if args.cycle_decay != 1 else "")
@@ -304,13 +310,13 @@ def main() -> None:
                          + (f"_mseed{args.model_seed}" if args.model_seed else "")
                          + (f"_tseed{args.train_seed}" if args.train_seed != 1 else "")
                          + ("_continued" if args.init_from else ""))
-    pixels = PAGE[0] * PAGE[1] * page_units(lines) * (args.upscale * args.render_scale) ** 2
+    pixels = PAGE[0] * PAGE[1] * page_units(lines) * (args.upscale * args.render_scale * args.page_scale) ** 2
     if args.init_from:
         from vlmocr.contract import load_contract
 
         if load_contract(args.init_from).resolution.max_pixels != pixels:
             parser.error(f"--init-from {args.init_from}: its resolution contract is not this page's {pixels} pixels "
-                         "(--codes/--lines/--render-scale/--upscale must match the run it continues)")
+                         "(--codes/--lines/--render-scale/--upscale/--page-scale must match the run it continues)")
     work = args.out / name
     data = work / "data"
     if args.collect_only:
@@ -342,7 +348,8 @@ def main() -> None:
     result = args.results or (RESULT.with_name("builtin_reading_probe_gpu.json") if cuda else RESULT)
     record = {
         "name": name, "font_px": args.font_px, "digits": args.digits, "pixel_norm": pixel_norm, "page": list(PAGE),
-        "render_scale": args.render_scale, "visual_tokens": 32 * page_units(lines) * (args.upscale * args.render_scale) ** 2,
+        "render_scale": args.render_scale, "page_scale": args.page_scale,
+        "visual_tokens": 32 * page_units(lines) * (args.upscale * args.render_scale * args.page_scale) ** 2,
         "codes": args.codes, "lines": lines, "labels": args.labels, "train_seed": args.train_seed, "init_from": str(args.init_from) if args.init_from else None,
         "model_size": args.size, "model_seed": args.model_seed, "steps": args.steps, "cycles": args.cycles,
         "cycle_decay": args.cycle_decay, "warmup_steps": args.warmup, "liger": args.liger, "precision": args.precision, "batch_size": args.batch, "learning_rate": args.lr,

@@ -8,8 +8,8 @@
 #                  the curve so far), then merge their
 #                  records into $OUT/builtin_reading_probe_gpu.json and their logs into $OUT/probe_logs.tgz.
 #   PROBES="4 8 16" MAX_S=420 PHASE=start bash benchmarks/probe_reading_gpu.sh
-# Each entry of PROBES is CODES[:CYCLES[:MODEL_SEED[:N_TRAIN[:LIGER[:SIZE[:PRECISION]]]]]] (defaults: $CYCLES or 1, 0,
-# $N_TRAIN, auto, tiny, fp32; PRECISION fp32 or bf16 (the built-in model's training runs under bf16); LR (1e-3) is every
+# Each entry of PROBES is CODES[:CYCLES[:MODEL_SEED[:N_TRAIN[:LIGER[:SIZE[:PRECISION[:PAGE_SCALE]]]]]]] (defaults: $CYCLES or 1, 0,
+# $N_TRAIN, auto, tiny, fp32, 1; PAGE_SCALE N: a page N times larger on each side, the type as it was; PRECISION fp32 or bf16 (the built-in model's training runs under bf16); LR (1e-3) is every
 # probe's peak learning rate; SIZE is `vlmocr model build --size`; LIGER off trains without Liger's kernels, which are on by default on a CUDA GPU; CYCLE_DECAY scales
 # each cycle's peak learning rate from the one before, for every probe), e.g.
 #   PROBES="4:3:0 4:3:1 8:3:0 4:1:0" STEPS=3000 ...  (three warm-restart cycles of 1,000 steps, two model seeds)
@@ -25,10 +25,10 @@ if [ "$phase" = start ]; then
   cd "$work/tree" || exit 1
   export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
   for entry in ${PROBES:-4 8 16}; do
-    IFS=: read -r codes cycles mseed ntrain liger size precision <<< "$entry"
-    cycles=${cycles:-${CYCLES:-1}}; mseed=${mseed:-0}; ntrain=${ntrain:-${N_TRAIN:-40000}}; liger=${liger:-auto}; size=${size:-tiny}; precision=${precision:-fp32}
+    IFS=: read -r codes cycles mseed ntrain liger size precision pscale <<< "$entry"
+    cycles=${cycles:-${CYCLES:-1}}; mseed=${mseed:-0}; ntrain=${ntrain:-${N_TRAIN:-40000}}; liger=${liger:-auto}; size=${size:-tiny}; precision=${precision:-fp32}; pscale=${pscale:-1}
     key=${entry//:/-}
-    setsid nohup bash -c "python3 benchmarks/probe_reading_cpu.py --font-px ${FONT_PX:-20} --render-scale ${RENDER_SCALE:-2} --codes $codes --size $size --precision $precision --lr ${LR:-1e-3} \
+    setsid nohup bash -c "python3 benchmarks/probe_reading_cpu.py --font-px ${FONT_PX:-20} --render-scale ${RENDER_SCALE:-2} --codes $codes --size $size --page-scale $pscale --precision $precision --lr ${LR:-1e-3} \
       --cycles $cycles --cycle-decay ${CYCLE_DECAY:-1} --model-seed $mseed --liger $liger --steps ${STEPS:-10000} --n-train $ntrain --eval-every ${EVAL_EVERY:-250} \
       --jobs ${JOBS:-4} --workers ${WORKERS:-2} --max-seconds ${MAX_S:-420} --out $work/runs \
       --results $work/results-$key.json; echo \$? > $work/done-$key" > "$work/probe-$key.log" 2>&1 < /dev/null &
