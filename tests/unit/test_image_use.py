@@ -27,3 +27,12 @@ def test_field_of_marks_keys_and_punctuation_as_structure() -> None:
     # a token that straddles a quote and the value's first character belongs to the value
     assert field_of(answer.index("D12") - 1, answer.index("D12") + 1, spans) == "dock"
     assert field_of(answer.index("load"), answer.index("load") + 4, spans) == STRUCTURE  # a key is structure
+
+
+def test_value_spans_name_array_items_by_their_key() -> None:
+    # the reading task's answer: every line is a value of "lines" (the old pattern saw only the first)
+    answer = json.dumps({"lines": ["ACME CORP", "Route #: 12", "7"], "n": [3, 4]})
+    spans = value_spans(answer)
+    assert [(answer[s:e], key) for s, e, key in spans] == [
+        ("ACME CORP", "lines"), ("Route #: 12", "lines"), ("7", "lines"), ("3", "n"), ("4", "n")]
+    assert [key for _, _, key in value_spans('["a", 1]')] == ["", ""]

@@ -131,3 +131,37 @@ def test_threads_draw_the_same_samples_as_one_thread() -> None:
         threaded = list(pool.map(lambda i: sample_at(config, "train", i), range(12)))
     assert [s.target for s in threaded] == [s.target for s in alone]
     assert [s.image.tobytes() for s in threaded] == [s.image.tobytes() for s in alone]
+
+
+def test_read_task_targets_every_printed_string_in_reading_order(tmp_path: Path) -> None:
+    easy = {"type_scale": 2.0, "max_products": 1, "min_filled": 0, "max_filled": 2, "augment": "none"}
+    extract, read = SynthConfig(**easy), SynthConfig(task="read", **easy)
+    for i in range(6):
+        a, b = sample_at(extract, "train", i), sample_at(read, "train", i)
+        assert a.image.tobytes() == b.image.tobytes() and a.boxes == b.boxes  # same page, other answer
+        lines = b.target["lines"]
+        assert set(b.target) == {"lines"} and all(line and line == line.strip() for line in lines)
+        printed = [box.text for box in b.boxes if box.text.strip()]
+        assert sorted(" ".join(lines).split()) == sorted(" ".join(printed).split())  # every string, once
+        # the values the manifest asks for are among the lines
+        for value in (a.target["route"], a.target["products"][0]["description"].split()[0]):
+            assert not value or value in " ".join(lines)
+    with pytest.raises(ConfigError, match="task must be one of"):
+        SynthConfig(task="transcribe")
+    with pytest.raises(ConfigError, match="training stream"):
+        generate_dataset(tmp_path / "r", 1, 0, 0, read)
+
+
+def test_reading_lines_joins_a_printed_line_and_orders_top_down_left_right() -> None:
+    from vlmocr.data.synth.canvas import TextBox
+    from vlmocr.data.synth.generate import reading_lines
+
+    boxes = [
+        TextBox("12", (300, 52, 330, 72), "route", 20),        # a value beside its label, its box lower
+        TextBox("Route #:", (10, 50, 120, 75), None, 24),
+        TextBox("", (400, 50, 420, 75), "dock", 24),           # a blank value: left out
+        TextBox("ACME", (200, 5, 300, 40), None, 34),
+        TextBox("Total: 7", (10, 120, 150, 140), None, 20),
+        TextBox("Page 1", (500, 121, 600, 139), None, 18),
+    ]
+    assert reading_lines(boxes) == ["ACME", "Route #: 12", "Total: 7 Page 1"]

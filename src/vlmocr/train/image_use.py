@@ -25,17 +25,26 @@ from typing import Any
 from vlmocr.train.data import TrainSample
 
 log = logging.getLogger(__name__)
-# "key": "string value" or "key": number/true/false/null, compact or spaced.
-_VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d[\d.eE+-]*|true|false|null))')
+# JSON's scalar tokens: a string (a key when a colon follows), a number or a literal.
+_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:)?|(-?\d[\d.eE+-]*|true|false|null)')
 STRUCTURE = "structure"
 
 
 def value_spans(answer: str) -> list[tuple[int, int, str]]:
-    """(start, end, key) of every scalar value in a JSON answer (string values without their quotes)."""
+    """(start, end, key) of every scalar value in a JSON answer (string values without their quotes).
+
+    A value in an array is named by the key the array belongs to ({"lines": ["a", "b"]}: both
+    "lines"); a value before any key (a bare array) by the empty string.
+    """
     spans = []
-    for m in _VALUE.finditer(answer):
-        group = 2 if m.group(2) is not None else 3
-        spans.append((m.start(group), m.end(group), m.group(1)))
+    key = ""
+    for m in _TOKEN.finditer(answer):
+        if m.group(2) is not None:  # "key":
+            key = m.group(1)
+        elif m.group(1) is not None:
+            spans.append((m.start(1), m.end(1), key))
+        else:
+            spans.append((m.start(3), m.end(3), key))
     return spans
 
 

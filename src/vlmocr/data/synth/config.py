@@ -16,6 +16,9 @@ MIN_SIDE, MAX_SIDE = 320, 4096
 #: Header and footer fields a page may leave blank (the totals are sums, always filled).
 N_FILLABLE = len(FILLABLE_FIELDS)
 MAX_TYPE_SCALE = 4.0
+#: What a sample asks: "extract" the manifest's JSON, or "read" every line of the page (a reading
+#: pre-training task: every answer token depends on the image).
+TASKS = ("extract", "read")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class SynthConfig:
         (a page too full for it falls back to the usual sizes): larger text per visual token,
         for a curriculum's first stages.
     jpeg_quality: quality of the JPEG files generate_dataset writes.
+    task: "extract" (the target is the manifest's JSON) or "read" (the target is
+        {"lines": [...]}: every string printed on the page, labels included, line by line from the
+        top, left to right within a line; pair it with a prompt that asks for that).
     """
 
     seed: int = 0
@@ -47,6 +53,7 @@ class SynthConfig:
     max_filled: int = N_FILLABLE
     type_scale: float = 1.0
     jpeg_quality: int = 92
+    task: str = "extract"
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -84,6 +91,8 @@ class SynthConfig:
                 or not 1.0 <= self.type_scale <= MAX_TYPE_SCALE):
             raise ConfigError(f"type_scale must be a number within 1..{MAX_TYPE_SCALE}, got {self.type_scale!r}")
         object.__setattr__(self, "type_scale", float(self.type_scale))
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be within 1..100, got {self.jpeg_quality}")
 

@@ -108,10 +108,28 @@ def render_document(config: SynthConfig, split: str, index: int) -> tuple[Docume
     return doc, page
 
 
+def reading_lines(boxes: tuple[TextBox, ...] | list[TextBox]) -> list[str]:
+    """The page's strings as lines of text, top to bottom, each left to right.
+
+    A string joins the line above it when its vertical centre lies within that line's first
+    string's box (strings of one printed line share a top only when they share a size). Blank
+    values (printed as nothing) are left out.
+    """
+    lines: list[list[TextBox]] = []
+    for box in sorted((b for b in boxes if b.text.strip()), key=lambda b: ((b.box[1] + b.box[3]) / 2, b.box[0])):
+        centre = (box.box[1] + box.box[3]) / 2
+        if lines and lines[-1][0].box[1] <= centre <= lines[-1][0].box[3]:
+            lines[-1].append(box)
+        else:
+            lines.append([box])
+    return [" ".join(b.text for b in sorted(line, key=lambda b: b.box[0])) for line in lines]
+
+
 def _photo(config: SynthConfig, split: str, index: int, doc: Document, page: Page, k: int) -> SynthSample:
     rng = random.Random(_seed_of(config.seed, split, index, "photo", k))
     shot = photograph(page.image, page.paper, page.tint, config.augment, rng)
-    return SynthSample(image=shot.image, target=doc.target, doc_id=doc_id_of(config, split, index),
+    target = doc.target if config.task == "extract" else {"lines": reading_lines(page.boxes)}
+    return SynthSample(image=shot.image, target=target, doc_id=doc_id_of(config, split, index),
                        layout=page.layout, photo=k, boxes=page.boxes, matrix=shot.matrix, quad=shot.quad)
 
 
@@ -209,6 +227,9 @@ def generate_dataset(
         raise ConfigError("nothing to generate: give --train, --valid or --test a positive count")
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    if config.task != "extract":
+        raise ConfigError(f"task {config.task!r} is for the training stream (data.synth in a train config); "
+                          "written datasets hold manifests (task 'extract')")
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite to replace it")
 
