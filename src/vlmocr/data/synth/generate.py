@@ -108,8 +108,8 @@ def render_document(config: SynthConfig, split: str, index: int) -> tuple[Docume
     return doc, page
 
 
-def reading_lines(boxes: tuple[TextBox, ...] | list[TextBox]) -> list[str]:
-    """The page's strings as lines of text, top to bottom, each left to right.
+def reading_line_boxes(boxes: tuple[TextBox, ...] | list[TextBox]) -> list[list[TextBox]]:
+    """The page's strings grouped into printed lines, top to bottom, each left to right.
 
     A string joins the line above it when its vertical centre lies within that line's first
     string's box (strings of one printed line share a top only when they share a size). Blank
@@ -122,7 +122,12 @@ def reading_lines(boxes: tuple[TextBox, ...] | list[TextBox]) -> list[str]:
             lines[-1].append(box)
         else:
             lines.append([box])
-    return [" ".join(b.text for b in sorted(line, key=lambda b: b.box[0])) for line in lines]
+    return [sorted(line, key=lambda b: b.box[0]) for line in lines]
+
+
+def reading_lines(boxes: tuple[TextBox, ...] | list[TextBox]) -> list[str]:
+    """The read task's answer: each printed line's strings joined by one space (`reading_line_boxes`)."""
+    return [" ".join(b.text.strip() for b in line) for line in reading_line_boxes(boxes)]
 
 
 def _photo(config: SynthConfig, split: str, index: int, doc: Document, page: Page, k: int) -> SynthSample:

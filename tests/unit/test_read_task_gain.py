@@ -1,0 +1,50 @@
+"""The read-task gain benchmark splits an answer's characters into values, labels and structure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from vlmocr.data.synth import SynthConfig, sample_at
+from vlmocr.data.synth.generate import reading_line_boxes
+from vlmocr.schema import dumps_target
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def gain():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import read_task_gain
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return read_task_gain
+
+
+def test_every_value_and_label_character_is_classed_as_drawn(gain) -> None:
+    config = SynthConfig(task="read", type_scale=2, max_products=1, min_filled=0, max_filled=2)
+    for i in range(8):
+        sample = sample_at(config, "valid", i)
+        answer = dumps_target(sample.target)
+        lines = reading_line_boxes(sample.boxes)
+        classes = gain.char_classes(answer, lines)
+        assert classes is not None and len(classes) == len(answer)
+        values = "".join(ch for ch, kind in zip(answer, classes) if kind == "value")
+        labels = "".join(ch for ch, kind in zip(answer, classes) if kind == "label")
+        drawn = [b for line in lines for b in line]
+        assert values == "".join(b.text.strip() for b in drawn if b.field)
+        assert labels == "".join(b.text.strip() for b in drawn if not b.field)
+        # what is left is JSON punctuation, the key and the spaces that join a line's strings
+        rest = "".join(ch for ch, kind in zip(answer, classes) if kind == "structure")
+        assert set(rest) <= set('{}[]":, lines')
+
+
+def test_a_line_json_escapes_is_not_classed(gain) -> None:
+    from vlmocr.data.synth.canvas import TextBox
+
+    boxes = [[TextBox('say "hi"', (0, 0, 50, 10), None, 10)]]
+    assert gain.char_classes(json.dumps({"lines": ['say "hi"']}), boxes) is None
