@@ -51,3 +51,16 @@ def seed_dataset(tmp_path: Path) -> Path:
         write_image(root / split / f"{split}.jpg")
         write_lines(root / split / "annotations.jsonl", [annotation(f"{split}.jpg")])
     return root
+
+
+def benchmark_module(name: str):
+    """Import benchmarks/NAME.py (the benchmarks folder is not a package)."""
+    import importlib
+    import sys
+
+    folder = str(Path(__file__).resolve().parents[2] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import benchmark_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -167,11 +169,7 @@ def test_a_point_records_no_rate_while_full_shorter_than_its_requests_live(bench
 
 
 def test_tables_leave_out_a_while_full_rate_shorter_than_a_request(bench) -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import tables
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    tables = benchmark_module("tables")
     short = {"full_images_per_s": 13.1, "full_window_s": 6.2, "server_e2e_mean_s": 18.9}
     long = {"full_images_per_s": 22.6, "full_window_s": 22.9, "server_e2e_mean_s": 20.1}
     assert tables._while_full(short) is None and tables._while_full(long) == 22.6

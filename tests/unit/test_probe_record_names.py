@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def probe():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import probe_reading_cpu
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return probe_reading_cpu
+    return benchmark_module("probe_reading_cpu")
 
 
 @pytest.mark.parametrize(("lr", "text"), [(3e-4, "3e-4"), (1.5e-4, "1.5e-4"), (1e-3, "1e-3"), (2.5e-5, "2.5e-5")])

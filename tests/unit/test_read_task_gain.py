@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,17 +10,12 @@ from vlmocr.data.synth import SynthConfig, sample_at
 from vlmocr.data.synth.generate import reading_line_boxes
 from vlmocr.schema import dumps_target
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def gain():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import read_task_gain
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return read_task_gain
+    return benchmark_module("read_task_gain")
 
 
 def test_every_value_and_label_character_is_classed_as_drawn(gain) -> None:

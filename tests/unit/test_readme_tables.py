@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .conftest import benchmark_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,11 +29,7 @@ def test_readme_names_the_two_commands_ci_and_make_use() -> None:
 def test_every_readme_table_block_has_a_generator_and_a_table() -> None:
     import re
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import tables
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    tables = benchmark_module("tables")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = dict(re.findall(r"<!-- bench:(\w+) -->\n(.*?)<!-- /bench:\1 -->", readme, re.S))
     assert set(blocks) <= set(tables.TABLES), set(blocks) - set(tables.TABLES)
