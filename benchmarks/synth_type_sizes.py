@@ -6,6 +6,7 @@ renderer chose) of every value drawn on N pages of each kind, so a curriculum's 
 against it: the median and the 10th/90th percentiles, and the type scale the pages got.
 
     python benchmarks/synth_type_sizes.py [--n 40] [--out benchmarks/results/synth_type_sizes.json]
+    python benchmarks/synth_type_sizes.py --size 448 --out benchmarks/results/synth_type_sizes_448.json  # smaller pages
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ TYPE_SCALES = (1.0, 2.0, 3.0, 4.0)
 TRAINED_LAYOUTS = tuple(name for name in LAYOUTS if name != "label")  # "label": the built-in model's held-out one
 
 
-def measure(n: int, page: dict, type_scale: float) -> dict:
-    config = SynthConfig(layouts=TRAINED_LAYOUTS, augment="none", type_scale=type_scale, **page)
+def measure(n: int, page: dict, type_scale: float, size: int = 768) -> dict:
+    config = SynthConfig(layouts=TRAINED_LAYOUTS, augment="none", type_scale=type_scale, size=(size, size), **page)
     sizes, scales = [], []
     for index in range(n):
         _, rendered = render_document(config, "train", index)
@@ -46,18 +47,19 @@ def measure(n: int, page: dict, type_scale: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="pages of each kind")
+    parser.add_argument("--size", type=int, default=768, help="page side in pixels (square pages)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "synth_type_sizes.json")
     args = parser.parse_args()
     rows = []
     for name, page in PAGES.items():
         for type_scale in TYPE_SCALES:
-            row = {"page": name, "synth": page, **measure(args.n, page, type_scale)}
+            row = {"page": name, "synth": page, **measure(args.n, page, type_scale, args.size)}
             rows.append(row)
             print(f"{name:22s} type_scale {type_scale}: value px median {row['value_px_median']} "
                   f"(p10 {row['value_px_p10']}, p90 {row['value_px_p90']}), page scale {row['page_scale_mean']}")
     result = {"benchmark": "synth_type_sizes", "date": datetime.date.today().isoformat(),
               "machine": cpu_machine(), "libraries": library_versions(),
-              "setup": {"size": [768, 768], "layouts": list(TRAINED_LAYOUTS), "augment": "none",
+              "setup": {"size": [args.size, args.size], "layouts": list(TRAINED_LAYOUTS), "augment": "none",
                         "measured": "font size (px) of every non-empty value box the renderer placed"},
               "rows": rows}
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -165,3 +165,43 @@ def test_reading_lines_joins_a_printed_line_and_orders_top_down_left_right() -> 
         TextBox("Page 1", (500, 121, 600, 139), None, 18),
     ]
     assert reading_lines(boxes) == ["ACME", "Route #: 12", "Total: 7 Page 1"]
+
+
+def test_read_crops_show_only_whole_strings_and_list_them() -> None:
+    import random
+
+    from vlmocr.data.synth.generate import crop_page, reading_lines, render_document
+
+    config = SynthConfig(task="read", crop=448, size=(1536, 1536), augment="none")
+    erased = 0
+    for i in range(4):
+        _, page = render_document(config, "train", i)
+        image, kept, (left, top, right, bottom) = crop_page(page, 448, random.Random(i))
+        assert image.size == (448, 448) == (right - left, bottom - top)
+        assert kept and any(b.field for b in kept)  # it looked for a place with a value
+        for b in kept:  # inside, and drawn as on the page
+            assert 0 <= b.box[0] and 0 <= b.box[1] and b.box[2] <= 448 and b.box[3] <= 448
+            assert image.crop(b.box).tobytes() == page.image.crop(
+                (b.box[0] + left, b.box[1] + top, b.box[2] + left, b.box[3] + top)).tobytes()
+        cut = [b for b in page.boxes if b.text.strip() and not (left <= b.box[0] and top <= b.box[1]
+               and b.box[2] <= right and b.box[3] <= bottom) and b.box[0] < right and b.box[2] > left
+               and b.box[1] < bottom and b.box[3] > top]
+        for b in cut:  # the edge would cut it: erased, one flat tone where it was
+            region = (max(b.box[0], left) - left, max(b.box[1], top) - top,
+                      min(b.box[2], right) - left, min(b.box[3], bottom) - top)
+            low, high = image.crop(region).getextrema()
+            assert low == high, (b.text, region)
+            erased += 1
+        sample = sample_at(config, "train", i)
+        assert sample.image.size == (448, 448) and sample.target == {"lines": reading_lines(sample.boxes)}
+    assert erased > 0  # a 448 px square of a 1536 px page cuts strings: the check above is not empty
+
+
+def test_crop_needs_the_read_task_and_fits_the_page() -> None:
+    with pytest.raises(ConfigError, match="read task"):
+        SynthConfig(crop=448)
+    with pytest.raises(ConfigError, match="crop must be"):
+        SynthConfig(task="read", crop=800)
+    with pytest.raises(ConfigError, match="crop must be"):
+        SynthConfig(task="read", crop=True)
+    assert SynthConfig.from_dict(SynthConfig(task="read", crop=448).to_dict()).crop == 448

@@ -13,6 +13,7 @@ from vlmocr.schema import FILLABLE_FIELDS
 #: Most product rows one document may have (the layouts are sized and tested for it).
 MAX_PRODUCTS = 8
 MIN_SIDE, MAX_SIDE = 320, 4096
+MIN_CROP = 112
 #: Header and footer fields a page may leave blank (the totals are sums, always filled).
 N_FILLABLE = len(FILLABLE_FIELDS)
 MAX_TYPE_SCALE = 4.0
@@ -40,6 +41,10 @@ class SynthConfig:
     task: "extract" (the target is the manifest's JSON) or "read" (the target is
         {"lines": [...]}: every string printed on the page, labels included, line by line from the
         top, left to right within a line; pair it with a prompt that asks for that).
+    crop: with task "read", each image is a square of this many page pixels cut from the paper at a
+        random place (the type keeps its size; strings the edge would cut are erased, the answer lists
+        the rest): a small page of the manifest's own text, for a reading curriculum that grows the
+        page. None: the whole page.
     """
 
     seed: int = 0
@@ -54,6 +59,7 @@ class SynthConfig:
     type_scale: float = 1.0
     jpeg_quality: int = 92
     task: str = "extract"
+    crop: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -93,6 +99,13 @@ class SynthConfig:
         object.__setattr__(self, "type_scale", float(self.type_scale))
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.crop is not None:
+            if isinstance(self.crop, bool) or not isinstance(self.crop, int) or not MIN_CROP <= self.crop <= min(width, height):
+                raise ConfigError(f"crop must be a whole number of pixels within {MIN_CROP}..{min(width, height)} "
+                                  f"(the page's shorter side), got {self.crop!r}")
+            if self.task != "read":
+                raise ConfigError("crop shows part of a page, so only the read task's answer can follow it; "
+                                  "set task: read")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be within 1..100, got {self.jpeg_quality}")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlmocr.data.synth.augment import photograph
-from vlmocr.data.synth.canvas import TextBox
+from vlmocr.data.synth.canvas import Box, TextBox
 from vlmocr.data.synth.config import N_FILLABLE, SynthConfig
 from vlmocr.data.synth.content import Document, blank_fields, make_document
 from vlmocr.data.synth.layouts import Page, render_page
@@ -130,12 +130,50 @@ def reading_lines(boxes: tuple[TextBox, ...] | list[TextBox]) -> list[str]:
     return [" ".join(b.text.strip() for b in line) for line in reading_line_boxes(boxes)]
 
 
+#: Places a crop tries for one that shows at least one value.
+CROP_TRIES = 8
+
+
+def crop_page(page: Page, side: int, rng: random.Random) -> tuple[Image, tuple[TextBox, ...], Box]:
+    """A `side`-pixel square of the page's paper, the strings wholly inside it (in its pixels) and
+    where the square is on the page.
+
+    A string the square's edge would cut is erased (filled with the brightest gray under its box, the
+    paper or the shading it sits on), so every string the image shows is one the answer lists.
+    """
+    x0, y0, x1, y1 = page.paper
+    if x1 - x0 < side or y1 - y0 < side:  # a paper smaller than the crop: the page's corner
+        x0, y0, x1, y1 = 0, 0, page.image.width, page.image.height
+    for _ in range(CROP_TRIES):
+        left, top = rng.randint(x0, x1 - side), rng.randint(y0, y1 - side)
+        right, bottom = left + side, top + side
+        inside = [b for b in page.boxes if left <= b.box[0] and top <= b.box[1] and b.box[2] <= right
+                  and b.box[3] <= bottom]
+        if any(b.field and b.text.strip() for b in inside):
+            break
+    image = page.image.crop((left, top, right, bottom))
+    kept_ids = {id(b) for b in inside}
+    for b in page.boxes:
+        if id(b) in kept_ids or b.box[2] <= left or b.box[0] >= right or b.box[3] <= top or b.box[1] >= bottom:
+            continue
+        region = (max(b.box[0], left) - left, max(b.box[1], top) - top,
+                  min(b.box[2], right) - left, min(b.box[3], bottom) - top)
+        image.paste(image.crop(region).getextrema()[1], region)
+    kept = tuple(TextBox(b.text, (b.box[0] - left, b.box[1] - top, b.box[2] - left, b.box[3] - top), b.field, b.size)
+                 for b in inside)
+    return image, kept, (left, top, right, bottom)
+
+
 def _photo(config: SynthConfig, split: str, index: int, doc: Document, page: Page, k: int) -> SynthSample:
     rng = random.Random(_seed_of(config.seed, split, index, "photo", k))
-    shot = photograph(page.image, page.paper, page.tint, config.augment, rng)
-    target = doc.target if config.task == "extract" else {"lines": reading_lines(page.boxes)}
+    image, paper, boxes = page.image, page.paper, page.boxes
+    if config.crop is not None:
+        image, boxes, _ = crop_page(page, config.crop, rng)
+        paper = (0, 0, image.width, image.height)
+    shot = photograph(image, paper, page.tint, config.augment, rng)
+    target = doc.target if config.task == "extract" else {"lines": reading_lines(boxes)}
     return SynthSample(image=shot.image, target=target, doc_id=doc_id_of(config, split, index),
-                       layout=page.layout, photo=k, boxes=page.boxes, matrix=shot.matrix, quad=shot.quad)
+                       layout=page.layout, photo=k, boxes=boxes, matrix=shot.matrix, quad=shot.quad)
 
 
 def document_samples(config: SynthConfig, split: str, index: int,
