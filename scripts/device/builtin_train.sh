@@ -72,9 +72,11 @@ fi
 [ "$phase" = all ] && python3 scripts/device/install_missing.py .wheels/gpu
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
-# MODEL: the weights to start from. models/builtin-wip (the default) holds run 3: a small base
-# built with the documents' pixel statistics, trained 65k samples under M-RoPE positions
-# (docs/builtin.md); it continues with a fresh optimizer. scratch builds a fresh small base.
+# MODEL: the weights to start from. models/builtin-wip (the default) holds run 23: the read task on
+# page crops, then extraction at the built-in contract (docs/builtin.md, runs 20-23; field F1 0.733);
+# it continues with a fresh optimizer (run 23b: MODEL=<23a's export> --set optim.learning_rate=2.0e-4).
+# scratch builds a fresh small base. The tree travels with the call, and with models/builtin-wip
+# (≈ 40 MB) a carried start model of the same size exceeds 64 MiB: move it out for those calls.
 # Runs 1-2 were trained under CLIP's normalization, with which a tower trained from scratch did
 # not learn to read (benchmarks/probe_reading_cpu.py); they are in the history only.
 model=${MODEL:-models/builtin-wip}
