@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # Run 2 continued from run 1's weights (13,776 samples in); run 3 started from random weights;
 # runs 4, 5 and 6 continued from run 3's (65,520 samples in) with a fresh optimizer; 5 and 6 at 2x
 # the resolution (3,025 visual tokens a page); run 8 continued from run 3's with three warm-restart
-# cycles (79,200 samples), run 9 from run 8's.
+# cycles (79,200 samples), run 9 from run 8's. Run 23a started from random weights trained 93,712
+# samples on the read task (runs 20-22: crops of the page), run 23b from 23a's (19,200 samples).
 OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520, "run7": 65_520,
-           "run8": 65_520, "run9": 65_520 + 79_200}
+           "run8": 65_520, "run9": 65_520 + 79_200, "run23a": 93_712, "run23b": 93_712 + 19_200}
 LABELS = {
     "run1": "run 1: CLIP pixel stats, 1-D positions",
     "run2": "run 2: continues run 1",
@@ -31,6 +32,8 @@ LABELS = {
     "run7": "run 7: as run 6, pages drawn at 1536 px",
     "run8": "run 8: continues run 3, 3 cycles from lr 3e-4",
     "run9": "run 9: continues run 8, lr 1.5e-4",
+    "run23a": "run 23a: after 94k read-task samples on crops",
+    "run23b": "run 23b: continues 23a, lr 2e-4",
 }
 
 
@@ -51,7 +54,7 @@ def main() -> None:
 
     fig, (ax_loss, ax_f1, ax_use) = plt.subplots(1, 3, figsize=(16, 4))
     for path in sorted((ROOT / "docs").glob("builtin-run*-metrics.jsonl")):
-        run = re.search(r"builtin-(run\d+)-metrics", path.name).group(1)
+        run = re.search(r"builtin-(run\d+[a-z]?)-metrics", path.name).group(1)
         train, evals = load(path)
         offset = OFFSETS.get(run, 0)
         per_step = train[0]["samples_seen"] / train[0]["step"] if train else 0
@@ -67,7 +70,7 @@ def main() -> None:
                         label=f"{run}: value tokens")
             ax_use.plot(x, [e.get("image_gain_structure") for e in used], "s--", color=line.get_color(),
                         label=f"{run}: structure tokens")
-    ax_loss.set(xlabel="samples seen", ylabel="training loss (answer tokens)", ylim=(0.9, 2.0),
+    ax_loss.set(xlabel="samples seen", ylabel="training loss (answer tokens)", ylim=(0.2, 2.0),
                 title="loss: the format is learned by ~10k samples")
     ax_f1.set(xlabel="samples seen", ylabel="field F1, 32 held-back samples", ylim=(0, 1),
               title="in-run field F1 (target 0.95)")
