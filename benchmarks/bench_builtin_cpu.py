@@ -12,7 +12,7 @@ extraction's wall time (engine start-up included and reported apart where vLLM l
 images/s and seconds an image. Test seeds differ from every training seed (training streams
 samples by index from the generator's train split; test documents come from the test split).
 
-    python benchmarks/bench_builtin_cpu.py [--model models/builtin-wip] [--n 200]
+    python benchmarks/bench_builtin_cpu.py [--model src/vlmocr/assets/builtin] [--n 200]
         [--out benchmarks/results/builtin_cpu.json]
 """
 
@@ -109,7 +109,8 @@ def run_set(name: str, layouts: str, args: argparse.Namespace, work: Path) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/builtin-wip")
+    parser.add_argument("--model", default="src/vlmocr/assets/builtin", help="model folder (default: the "
+                        "shipped built-in model)")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--seed", type=int, default=777)
     parser.add_argument("--augment", default="light")

@@ -31,6 +31,8 @@
 #   PHASE=status   print the run's last log lines and in-run evaluations;
 #   PHASE=collect  wait until the run ends (it stops itself after SECONDS_BUDGET), then export.
 set -uo pipefail
+# The shipped built-in model (in the package, so it travels with the tree under src/).
+shipped=src/vlmocr/assets/builtin
 budget=${SECONDS_BUDGET:-480}; steps=${MAX_STEPS:-1300}; batch=${BATCH:-48}
 work=${WORK:-/root/builtin}; out=${OUT:-/tmp/out}; phase=${PHASE:-all}
 mkdir -p "$work" "$out"
@@ -61,8 +63,8 @@ if [ "$phase" = start ]; then
   python3 scripts/device/install_missing.py .wheels/gpu
   rm -rf "$work/tree"; mkdir -p "$work/tree"
   cp -r src configs scripts "$work/tree/"
-  if [ "${MODEL:-models/builtin-wip}" != scratch ]; then
-    mkdir -p "$work/tree/models"; cp -r "${MODEL:-models/builtin-wip}" "$work/tree/models/start"
+  if [ "${MODEL:-$shipped}" != scratch ]; then
+    mkdir -p "$work/tree/models"; cp -r "${MODEL:-$shipped}" "$work/tree/models/start"
     export MODEL=models/start
   fi
   rm -f "$work/train.done"
@@ -72,14 +74,16 @@ fi
 [ "$phase" = all ] && python3 scripts/device/install_missing.py .wheels/gpu
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
-# MODEL: the weights to start from. models/builtin-wip (the default) holds run 23: the read task on
-# page crops, then extraction at the built-in contract (docs/builtin.md, runs 20-23; field F1 0.733);
-# it continues with a fresh optimizer (run 23b: MODEL=<23a's export> --set optim.learning_rate=2.0e-4).
-# scratch builds a fresh small base. The tree travels with the call, and with models/builtin-wip
-# (≈ 40 MB) a carried start model of the same size exceeds 64 MiB: move it out for those calls.
+# MODEL: the weights to start from. The default, src/vlmocr/assets/builtin (the shipped built-in model),
+# holds run 23: the read task on page crops, then extraction at the built-in contract (docs/builtin.md,
+# runs 20-23; field F1 0.733); it continues with a fresh optimizer (run 23b: MODEL=<23a's export>
+# --set optim.learning_rate=2.0e-4). scratch builds a fresh small base. The shipped weights travel with
+# the tree under src/ (≈ 40 MB of the 64 MiB a call carries), so the default needs nothing carried; a
+# carried start model of the same size does not fit beside them: for such calls move
+# src/vlmocr/assets/builtin out of the tree (and back afterwards).
 # Runs 1-2 were trained under CLIP's normalization, with which a tower trained from scratch did
 # not learn to read (benchmarks/probe_reading_cpu.py); they are in the history only.
-model=${MODEL:-models/builtin-wip}
+model=${MODEL:-$shipped}
 if [ "$model" = scratch ]; then
   model="$work/small"
   [ -f "$model/config.json" ] || python3 -m vlmocr.cli.app model build --size small --out "$model" --seed 0

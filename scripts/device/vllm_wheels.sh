@@ -9,7 +9,8 @@
 # Usage: scripts/device/vllm_wheels.sh [DEST=.wheels/vllm] [PART_MIB=58]
 # Then carry .wheels/vllm/part-NN one call each (docs/serve-extract.md, "Serving throughput on a
 # GPU") and run scripts/device/vllm_install.sh there. A call carries the working tree too
-# (64 MiB in all): move models/builtin-wip (40 MB) out of the tree for the carrying calls.
+# (64 MiB in all): move the shipped built-in model, src/vlmocr/assets/builtin (40 MB), out of the
+# tree for the carrying calls and back afterwards.
 set -euo pipefail
 dest=${1:-.wheels/vllm}
 part_mib=${2:-58}
