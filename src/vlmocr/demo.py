@@ -33,7 +33,7 @@ class DemoConfig:
     """Sizes of the demo run. `quick()` is the smallest loop (tests, a first look)."""
 
     out: Path = Path("runs/demo")
-    base: str | None = None  # a model dir; None: the built-in model, else a new random `size` one
+    base: str | None = None  # a model dir or "builtin"; None: the built-in model, else a new random `size` one
     size: str = "small"  # what `vlmocr model build` makes when there is no built-in model
     layouts: tuple[str, ...] = ("label",)  # the layout(s) the fine-tune learns and is tested on
     train_images: int = 64
@@ -103,8 +103,10 @@ def _scores(summary: Any) -> dict[str, Any]:
 
 
 def _base_model(config: DemoConfig, out: Path) -> tuple[str, str]:
-    from vlmocr.models.builtin import builtin_model_path
+    from vlmocr.models.builtin import builtin_model_path, is_builtin_name, resolve_model
 
+    if config.base and is_builtin_name(config.base):
+        return str(resolve_model(config.base)), "builtin"
     if config.base:
         if not Path(config.base).is_dir():
             raise ConfigError(f"--base {config.base}: not a model directory")

@@ -21,8 +21,10 @@ def _fmt(value: object) -> str:
 @handle_errors
 def demo_command(
     out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="Run folder for every artifact."),
-    base: str = typer.Option(None, "--base", help="Base model directory (default: the built-in model)."),
-    size: str = typer.Option("small", "--size", help="Random base to build when no built-in model: tiny|small."),
+    base: str = typer.Option(None, "--base", help="Base model directory, or `builtin` (the default: the shipped "
+                             "built-in model)."),
+    size: str = typer.Option("small", "--size", help="Without --base: small uses the built-in model when there is "
+                             "one, else builds a random small base; tiny always builds a random tiny one."),
     layout: list[str] = typer.Option(None, "--layout", help="Synthetic layout(s) to fine-tune on (default: label)."),
     train_images: int = typer.Option(None, "--train-images", help="Training images to synthesize."),
     test_images: int = typer.Option(None, "--test-images", help="Test images to synthesize."),

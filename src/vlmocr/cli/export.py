@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
 def export(
     source: Path = typer.Argument(..., help="Training run folder (uses best/, else final/), a checkpoint, or a model/adapter folder."),
     out_dir: Path = typer.Option(..., "--out", help="Folder to write the servable model to (appears only if verification passes)."),
-    base: str = typer.Option(None, "--base", help="Base model folder or hub id (default: the run's base_model)."),
+    base: str = typer.Option(None, "--base", help="Base model folder, hub id or `builtin` (default: the run's "
+                             "base_model)."),
     dtype: str = typer.Option("bf16", "--dtype", help="Weights dtype: bf16, fp16 or fp32."),
     shard_size: str = typer.Option("2GB", "--shard-size", help="Largest weight shard, e.g. 2GB or 500MB."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip every verification check."),
@@ -33,9 +34,10 @@ def export(
     """Merge a LoRA/QLoRA adapter into its base (or re-save a full fine-tune) and prove the result."""
     from vlmocr.export.merge import ExportConfig, export_model
     from vlmocr.export.verify import VerifyConfig
+    from vlmocr.models.builtin import resolve_model
 
     config = ExportConfig(
-        base=base,
+        base=resolve_model(base),
         dtype=dtype,  # type: ignore[arg-type]  (validated by ExportConfig)
         shard_size=shard_size,
         verify=not no_verify,

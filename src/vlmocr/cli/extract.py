@@ -51,12 +51,14 @@ def extract(
     images: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
     server: list[str] = typer.Option(None, "--server", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; "
                                      "repeat it (or separate URLs by commas) to spread the work over several servers."),
-    offline: str = typer.Option(None, "--offline", help="Model folder: run vLLM in-process instead of a server."),
+    offline: str = typer.Option(None, "--offline", help="Model folder, or `builtin` (the shipped built-in model): "
+                                "run vLLM in-process instead of a server."),
     model: str = typer.Option(None, "--model", help="Model name on the server (default: the only one it lists)."),
     api_key: str = typer.Option(None, "--api-key", envvar="VLMOCR_API_KEY", help="Bearer key for the server."),
     out_path: Path = typer.Option(Path("predictions.jsonl"), "--out", help="Output JSONL (appended; reruns resume)."),
     csv_path: Path = typer.Option(None, "--csv", help="Also write a flattened CSV here."),
-    contract: Path = typer.Option(None, "--contract", help="Model folder whose vlmocr.json gives prompt, resolution, schema."),
+    contract: Path = typer.Option(None, "--contract", help="Model folder (or `builtin`) whose vlmocr.json gives "
+                                  "prompt, resolution, schema."),
     schema: Path = typer.Option(None, "--schema", help="JSON schema file (default: the model's)."),
     no_schema: bool = typer.Option(False, "--no-schema", help="Send no response_format and skip validation."),
     system: str = typer.Option(None, "--system", help="System message (default: the model's prompt contract)."),
@@ -77,11 +79,15 @@ def extract(
     from vlmocr.client.extract import ExtractConfig
     from vlmocr.client.extract import extract as run_extract
     from vlmocr.errors import ConfigError
+    from vlmocr.models.builtin import is_builtin_name, resolve_model
 
     if bool(server) == bool(offline):
         raise ConfigError("give exactly one of --server URL or --offline MODEL_DIR")
     if no_schema and schema is not None:
         raise ConfigError("--schema and --no-schema exclude each other")
+    offline = resolve_model(offline)
+    if is_builtin_name(contract):
+        contract = Path(str(resolve_model(str(contract))))
     config = ExtractConfig(
         server=tuple(server or ()) or None, model=model, api_key=api_key, offline=offline, out=out_path, csv=csv_path,
         contract_dir=contract, system=system, question=question, schema_path=schema, use_schema=not no_schema,

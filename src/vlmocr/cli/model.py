@@ -1,4 +1,5 @@
-"""`vlmocr model build`: write a small Qwen2.5-VL with random weights, offline."""
+"""`vlmocr model build`: write a small Qwen2.5-VL with random weights, offline.
+`vlmocr model info [MODEL]`: what a model folder (default: the built-in model) holds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import typer
 
 from vlmocr.cli._common import handle_errors, out
 
-model_app = typer.Typer(help="Build models offline.", no_args_is_help=True)
+model_app = typer.Typer(help="Build models offline and describe them (the built-in one by default).",
+                        no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -45,3 +47,60 @@ def build(
         f"pixels {built.resolution.min_pixels}..{built.resolution.max_pixels}, "
         f"{built.seconds:.1f} s → {built.path}"
     )
+
+
+@model_app.command("info")
+@handle_errors
+def info(
+    model: str = typer.Argument("builtin", help="Model folder, or `builtin` (the shipped built-in model, or "
+                                "the folder VLMOCR_BUILTIN_MODEL names)."),
+) -> None:
+    """Describe a model folder: where it is, its architecture, parameters and contract."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from vlmocr.contract import load_contract
+    from vlmocr.errors import ConfigError
+    from vlmocr.export.files import inspect_weights
+    from vlmocr.models.builtin import BUILTIN_DIR, ENV_VAR, is_builtin_name, resolve_model
+
+    path = Path(str(resolve_model(model)))
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{model}: not a model folder (no config.json)")
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    text = config.get("text_config") or config
+    vision = config.get("vision_config") or {}
+    weights = inspect_weights(path)
+    n_params = sum(_numel(t.shape) for t in weights.tensors.values())
+    size_mib = sum((path / f).stat().st_size for f in weights.files if (path / f).is_file()) / 2**20
+    contract = load_contract(path)
+    if is_builtin_name(model):
+        source = "built-in (shipped)" if path == BUILTIN_DIR else f"built-in ({ENV_VAR})"
+    else:
+        source = "given"
+    rows = [
+        ("model", source),
+        ("path", str(path)),
+        ("architecture", ", ".join(config.get("architectures") or [config.get("model_type", "?")])),
+        ("parameters", f"{n_params:,}"),
+        ("language model", (f"{text.get('num_hidden_layers')} layers of width {text.get('hidden_size')}, "
+                            f"vocabulary {text.get('vocab_size')}")),
+        ("vision tower", f"{vision.get('depth')} blocks of width {vision.get('hidden_size')}" if vision else "-"),
+        ("weights", f"{len(weights.files)} file(s), {size_mib:.1f} MiB, {', '.join(sorted(weights.dtypes)) or '?'}"),
+        ("pixels an image", f"{contract.resolution.min_pixels}..{contract.resolution.max_pixels}"),
+        ("max new tokens", str(contract.max_new_tokens)),
+        ("model card", str(path / "README.md") if (path / "README.md").is_file() else "-"),
+    ]
+    table = Table(title=escape(model), show_header=False)
+    for key, value in rows:
+        table.add_row(key, escape(value))
+    out.print(table)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for dim in shape:
+        n *= dim
+    return n

@@ -38,7 +38,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @handle_errors
 def serve(
-    model: str = typer.Argument(None, help="Model folder (exported) or hub id; optional with --preset."),
+    model: str = typer.Argument(None, help="Model folder (exported), hub id, or `builtin` (the shipped "
+                                "built-in model); optional with --preset."),
     preset: str = typer.Option(None, "--preset", help="qwen2.5-vl-3b, qwen2.5-vl-7b (the seed's commands), "
                                "qwen2.5-vl-3b-fp8 (FP8 weights and KV cache, for throughput) or cpu."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
@@ -73,9 +74,11 @@ def serve(
 ) -> None:
     """Serve a model with vLLM's OpenAI API; ready only once a real image request answers."""
     from vlmocr.errors import ServerError
+    from vlmocr.models.builtin import resolve_model
     from vlmocr.serve.engine import ServeConfig, resolve_settings
     from vlmocr.serve.vllm import build_command, describe, replica_configs, start_servers
 
+    model = resolve_model(model)
     config = ServeConfig(
         preset=preset, host=host, port=port, served_model_name=served_model_name, api_key=api_key,
         device=device,  # type: ignore[arg-type]

@@ -70,7 +70,8 @@ class _Progress:
 def train_command(
     config: Path = typer.Argument(None, help="YAML config (see configs/); flags override it."),
     out_dir: Path = typer.Option(None, "--out", help="Run folder (config: out)."),
-    model: str = typer.Option(None, "--model", help="Base model directory or hub id (config: model)."),
+    model: str = typer.Option(None, "--model", help="Base model directory, hub id or `builtin` (the shipped "
+                              "built-in model) (config: model)."),
     method: str = typer.Option(None, "--method", help="lora, qlora or full (config: method)."),
     dataset: Path = typer.Option(None, "--dataset", help="Roboflow dataset folder (config: data.dataset)."),
     train_file: Path = typer.Option(None, "--train-file", help="Converted ShareGPT/messages file."),

@@ -156,6 +156,9 @@ def train(config: TrainConfig, *, resume: bool = False,
           progress: Callable[[TrainEvent], None] | None = None) -> TrainResult:
     """Train as `config` says; resume from the last complete checkpoint of `config.out` if asked."""
     require("torch", extra="train", purpose="Training")
+    from vlmocr.models.builtin import resolve_model
+
+    config = replace(config, model=resolve_model(config.model))
     if Path(config.model).is_dir():  # adapters and contracts name the base by absolute path
         config = replace(config, model=str(Path(config.model).resolve()))
     import torch
