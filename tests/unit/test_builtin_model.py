@@ -184,3 +184,38 @@ def test_help_texts_name_builtin() -> None:
     for command in (["demo"], ["extract"], ["serve"], ["train"], ["export"], ["model", "info"]):
         result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0 and "builtin" in result.stdout, command
+
+
+# --- the library: the same word works where Python code calls the stages directly ---
+
+
+def test_library_extract_offline_builtin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_override: None) -> None:
+    from PIL import Image
+
+    from vlmocr.client.extract import ExtractConfig, extract
+
+    Image.new("RGB", (32, 32), "white").save(tmp_path / "page.png")
+    seen = _capture(monkeypatch, "vlmocr.client.offline", "extract_offline")
+    with pytest.raises(Stop):
+        extract([tmp_path], ExtractConfig(offline="builtin", contract_dir=Path("builtin"), out=tmp_path / "p.jsonl"))
+    config = seen["args"][1]
+    assert config.offline == str(BUILTIN_DIR) and config.contract_dir == BUILTIN_DIR
+
+
+def test_library_start_server_builtin(monkeypatch: pytest.MonkeyPatch, no_override: None) -> None:
+    from vlmocr.serve import vllm
+
+    monkeypatch.setattr(vllm, "installed_vllm", lambda: "cpu")
+    seen = _capture(monkeypatch, "vlmocr.serve.vllm", "check_model_dir")
+    with pytest.raises(Stop):
+        vllm.start_server("builtin", vllm.ServeConfig())
+    assert seen["args"][0] == str(BUILTIN_DIR)
+
+
+def test_library_export_base_builtin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_override: None) -> None:
+    from vlmocr.export.merge import ExportConfig, export_model
+
+    seen = _capture(monkeypatch, "vlmocr.export.merge", "resolve_source")
+    with pytest.raises(Stop):
+        export_model(tmp_path, tmp_path / "x", ExportConfig(base="builtin"))
+    assert seen["args"][1] == str(BUILTIN_DIR)

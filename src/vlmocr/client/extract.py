@@ -34,7 +34,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -408,6 +408,12 @@ async def _extract_server(
 
 def extract(images: list[Path], config: ExtractConfig, *, progress: Progress | None = None) -> ExtractResult:
     """Extract JSON from `images` (files or folders) into `config.out`; see the module docstring."""
+    from vlmocr.models.builtin import is_builtin_name, resolve_model
+
+    if is_builtin_name(config.offline) or is_builtin_name(config.contract_dir):
+        contract = config.contract_dir
+        config = replace(config, offline=resolve_model(config.offline),
+                         contract_dir=Path(str(resolve_model(str(contract)))) if contract else None)
     files = discover_images(images, recursive=config.recursive)
     if config.offline:
         from vlmocr.client.offline import extract_offline

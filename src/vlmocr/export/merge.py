@@ -32,6 +32,7 @@ from vlmocr.export import files as F
 from vlmocr.export.source import ADAPTER_WEIGHTS, ExportSource, local_paths, resolve_source
 from vlmocr.export.verify import Reference, VerifyConfig, VerifyReport, forward_logits, load_model, probe_inputs
 from vlmocr.fileio import atomic_directory, atomic_write_json, provenance
+from vlmocr.models.builtin import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def export_model(source: Path, out: Path, config: ExportConfig | None = None) ->
     """Export `source` (a run folder, a checkpoint or a model folder) to `out`, verified."""
     config = config or ExportConfig()
     start = time.perf_counter()
-    src = resolve_source(Path(source), config.base)
+    src = resolve_source(Path(source), resolve_model(config.base))
     out = Path(out).expanduser()
     _check_out(out, src, config.overwrite)
     torch = require("torch", extra="train", purpose="Exporting a model")
@@ -150,7 +151,7 @@ def verify_model(directory: Path, source: Path, config: ExportConfig | None = No
     directory = Path(directory)
     if not directory.is_dir():
         raise ExportError(f"{directory}: no such exported model folder")
-    src = resolve_source(Path(source), config.base)
+    src = resolve_source(Path(source), resolve_model(config.base))
     model, reference = _merged_model(src, replace(config, verify=True))
     del model
     gc.collect()

