@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # cycles (79,200 samples), run 9 from run 8's. Run 23a started from random weights trained 93,712
 # samples on the read task (runs 20-22: crops of the page), run 23b from 23a's (19,200 samples).
 OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520, "run7": 65_520,
-           "run8": 65_520, "run9": 65_520 + 79_200, "run23a": 93_712, "run23b": 93_712 + 19_200}
+           "run8": 65_520, "run9": 65_520 + 79_200, "run23a": 93_712, "run23b": 93_712 + 19_200,
+           "run24": 147_600, "run25": 147_600 + 35_520, "run26": 147_600 + 35_520 + 33_472}
 LABELS = {
     "run1": "run 1: CLIP pixel stats, 1-D positions",
     "run2": "run 2: continues run 1",
@@ -34,6 +35,9 @@ LABELS = {
     "run9": "run 9: continues run 8, lr 1.5e-4",
     "run23a": "run 23a: after 94k read-task samples on crops",
     "run23b": "run 23b: continues 23a, lr 2e-4",
+    "run24": "run 24: continues 23b, lr 2e-4",
+    "run25": "run 25: continues 24, lr 1.5e-4",
+    "run26": "run 26: continues 25, lr 1e-4 to 0",
 }
 
 
@@ -52,25 +56,28 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_f1, ax_use) = plt.subplots(1, 3, figsize=(16, 4))
-    for path in sorted((ROOT / "docs").glob("builtin-run*-metrics.jsonl")):
+    fig, (ax_loss, ax_f1, ax_use) = plt.subplots(1, 3, figsize=(16, 5.5))
+    def run_order(path: Path) -> tuple[int, str]:  # run 3 before run 23a
+        number, suffix = re.search(r"builtin-run(\d+)([a-z]?)-metrics", path.name).groups()
+        return int(number), suffix
+
+    colours = iter(plt.get_cmap("tab20").colors)  # one colour a run (tab10 repeats after 10)
+    for path in sorted((ROOT / "docs").glob("builtin-run*-metrics.jsonl"), key=run_order):
         run = re.search(r"builtin-(run\d+[a-z]?)-metrics", path.name).group(1)
         train, evals = load(path)
         offset = OFFSETS.get(run, 0)
         per_step = train[0]["samples_seen"] / train[0]["step"] if train else 0
         line, = ax_loss.plot([offset + r["samples_seen"] for r in train], [r["loss"] for r in train],
-                             label=LABELS.get(run, run))
+                             label=LABELS.get(run, run), color=next(colours))
         if evals:
             ax_f1.plot([offset + e["step"] * per_step for e in evals], [e["field_f1"] for e in evals], "o-",
                        color=line.get_color(), label=LABELS.get(run, run))
         used = [e for e in evals if "image_gain_values" in e]
         if used:  # the in-run image-use probe (eval.image_use), logged from run 4 on
             x = [offset + e["step"] * per_step for e in used]
-            ax_use.plot(x, [e["image_gain_values"] for e in used], "o-", color=line.get_color(),
-                        label=f"{run}: value tokens")
-            ax_use.plot(x, [e.get("image_gain_structure") for e in used], "s--", color=line.get_color(),
-                        label=f"{run}: structure tokens")
-    ax_loss.set(xlabel="samples seen", ylabel="training loss (answer tokens)", ylim=(0.2, 2.0),
+            ax_use.plot(x, [e["image_gain_values"] for e in used], "o-", color=line.get_color())
+            ax_use.plot(x, [e.get("image_gain_structure") for e in used], "s--", color=line.get_color())
+    ax_loss.set(xlabel="samples seen", ylabel="training loss (answer tokens)", ylim=(0.1, 2.0),
                 title="loss: the format is learned by ~10k samples")
     ax_f1.set(xlabel="samples seen", ylabel="field F1, 32 held-back samples", ylim=(0, 1),
               title="in-run field F1 (target 0.95)")
@@ -82,8 +89,15 @@ def main() -> None:
     ax_use.set_xlim(ax_loss.get_xlim())
     for ax in (ax_loss, ax_f1, ax_use):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    from matplotlib.lines import Line2D
+
+    ax_use.legend(handles=[Line2D([], [], color="k", marker="o", label="value tokens"),
+                           Line2D([], [], color="k", marker="s", linestyle="--", label="structure tokens")],
+                  fontsize=8, loc="upper left")
+    # one legend for the runs (a colour each), below the panels
+    handles, labels = ax_loss.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")
 

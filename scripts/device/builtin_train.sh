@@ -75,9 +75,9 @@ fi
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
 # MODEL: the weights to start from. The default, src/vlmocr/assets/builtin (the shipped built-in model),
-# holds run 23: the read task on page crops, then extraction at the built-in contract (docs/builtin.md,
-# runs 20-23; field F1 0.733); it continues with a fresh optimizer (run 23b: MODEL=<23a's export>
-# --set optim.learning_rate=2.0e-4). scratch builds a fresh small base. The shipped weights travel with
+# holds run 26: the read task on page crops, then extraction at the built-in contract (docs/builtin.md,
+# runs 20-26; field F1 0.868); it continues with a fresh optimizer (runs 24-26: the previous export in
+# its place, --set optim.learning_rate=2.0e-4, then 1.5e-4, then 1.0e-4). scratch builds a fresh small base. The shipped weights travel with
 # the tree under src/ (≈ 40 MB of the 64 MiB a call carries), so the default needs nothing carried; a
 # carried start model of the same size does not fit beside them: for such calls move
 # src/vlmocr/assets/builtin out of the tree (and back afterwards).
