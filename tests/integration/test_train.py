@@ -317,6 +317,35 @@ def test_speed_levers_do_not_change_the_losses(tiny_model: Path, tmp_path: Path,
         assert math.isclose(plain[step], other[step], rel_tol=1e-5), (step, plain[step], other[step])
 
 
+def test_compact_pixels_train_as_the_processors_pixels(tiny_model: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer's compact uint8 pixels (expanded on the device) give the losses of the processor's."""
+    import torch
+
+    from vlmocr.train.collate import QwenPixels
+    from vlmocr.train.trainer import train
+
+    expanded: list[str] = []
+    real_expand = QwenPixels.expand
+
+    def counting_expand(self: QwenPixels, pixel_values: Any) -> Any:
+        expanded.append(str(pixel_values.dtype))
+        return real_expand(self, pixel_values)
+
+    monkeypatch.setattr(QwenPixels, "expand", counting_expand)
+    compact_run, processor_run = tmp_path / "compact", tmp_path / "processor"
+    train_args = {"max_steps": 3, "lora.dropout": 0.0}
+    train(config(tiny_model, compact_run, **train_args))
+    assert expanded and set(expanded) == {str(torch.uint8)}  # every training batch came compact
+    expanded.clear()
+    train(config(tiny_model, processor_run, **train_args, **{"data.compact_pixels": False}))
+    assert not expanded  # the processor's pixels, untouched
+    compact, processor = losses(compact_run), losses(processor_run)
+    assert sorted(compact) == sorted(processor) == [1, 2, 3]
+    for step in (1, 2, 3):
+        assert math.isclose(compact[step], processor[step], rel_tol=1e-5), (step, compact[step], processor[step])
+
+
 def test_gradient_checkpointing_covers_the_language_model_only(tiny_model: Path, tmp_path: Path) -> None:
     import torch
 
@@ -499,3 +528,39 @@ def test_compiled_training_matches_eager_and_its_evaluation_does_not_recompile(t
     evals = [json.loads(line) for line in (tmp_path / "evaluated" / "metrics.jsonl").read_text().splitlines()
              if '"eval"' in line]
     assert [e["step"] for e in evals] == [2]
+
+
+@pytest.mark.parametrize("size", [(320, 320), (448, 224), (250, 610)])
+def test_compact_pixels_expand_to_the_processors_pixels(tiny_model: Path, size: tuple[int, int]) -> None:
+    """Compact pixels (QwenPixels: uint8 patches, expanded on the device) give what the processor gives."""
+    import torch
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from vlmocr.train.collate import QwenPixels, SampleEncoder, load_image
+    from vlmocr.train.data import TrainSample
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    resolution = load_contract(tiny_model).resolution
+    compact = SampleEncoder(processor, resolution, max_length=4096, compact_pixels=True)
+    plain = SampleEncoder(processor, resolution, max_length=4096)
+    assert isinstance(compact.pixels, QwenPixels) and plain.pixels is None
+    # a page with structure in every channel, so a wrong patch order or channel mix shows
+    noise = torch.Generator().manual_seed(sum(size))
+    pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=noise, dtype=torch.uint8).numpy()
+    sample = TrainSample(image=Image.fromarray(pixels), system="s", question="q", answer='{"a":1}',
+                         gold={"a": 1}, source="test")
+    assert compact.pixels.encode("x<|image_pad|>y", load_image(sample, resolution)) is not None  # no fallback
+    c, b = compact.encode(sample), plain.encode(sample)
+    assert c.keys() == b.keys()
+    for key in ("input_ids", "labels", "image_grid_thw", "position_ids"):
+        assert torch.equal(c[key], b[key]), key
+    # 1/8 of the bytes: uint8 and one temporal frame
+    assert c["pixel_values"].dtype == torch.uint8
+    assert c["pixel_values"].numel() * c["pixel_values"].element_size() * 8 == b["pixel_values"].numel() * 4
+    expanded = compact.model_inputs(c)["pixel_values"]
+    assert expanded.dtype == torch.float32 and expanded.shape == b["pixel_values"].shape
+    assert torch.allclose(expanded, b["pixel_values"], rtol=0, atol=1e-5)
+    assert plain.model_inputs(b)["pixel_values"] is b["pixel_values"]  # float pixels pass through
+    # an image the contract did not resize (sides not a multiple of 28) is not cut
+    assert compact.pixels.patches(Image.new("RGB", (300, 300))) is None

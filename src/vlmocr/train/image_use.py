@@ -64,13 +64,17 @@ def token_fields(tokenizer: Any, answer: str) -> list[str]:
 
 
 def answer_token_losses(model: Any, feature: dict[str, Any], pad_id: int, *, device: Any,
-                        autocast: Any = None) -> list[float]:
-    """Cross-entropy of each answer token (labels != -100) of one encoded sample."""
+                        autocast: Any = None, finish: Any = None) -> list[float]:
+    """Cross-entropy of each answer token (labels != -100) of one encoded sample.
+
+    `finish`: the encoder's `model_inputs`, for samples encoded with compact pixels."""
     import torch
 
     from vlmocr.train.collate import pad_batch
 
     batch = {k: v.to(device) for k, v in pad_batch([feature], pad_id).items()}
+    if finish is not None:
+        batch = finish(batch)
     labels = batch.pop("labels")[0, 1:]
     amp = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
     with torch.no_grad(), amp:
@@ -95,9 +99,10 @@ def image_use(model: Any, encoder: Any, samples: list[TrainSample], *, device: A
         for i, sample in enumerate(samples):
             other = samples[(i + 1) % len(samples)]
             own = answer_token_losses(model, encoder.encode(sample), encoder.pad_id, device=device,
-                                      autocast=autocast)
+                                      autocast=autocast, finish=encoder.model_inputs)
             swapped = answer_token_losses(model, encoder.encode(replace(sample, image=other.image)),
-                                          encoder.pad_id, device=device, autocast=autocast)
+                                          encoder.pad_id, device=device, autocast=autocast,
+                                          finish=encoder.model_inputs)
             fields = token_fields(encoder.processor.tokenizer, sample.answer)
             if len(fields) != len(own):  # offsets that do not match the ids: count it, but not as values
                 log.warning("%s: %d token offsets for %d answer tokens; not split into values",

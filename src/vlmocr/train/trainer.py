@@ -215,7 +215,8 @@ class _Trainer:
         processor, resolution = load_processor(cfg)
         data = load_data(cfg.data, cfg.prompt_contract() if cfg.prompt else None,
                          want_valid=cfg.eval.n_samples > 0)
-        encoder = SampleEncoder(processor, resolution, cfg.max_length)
+        # compact pixels: the workers send uint8 patches, expanded on the device (model_inputs below)
+        encoder = SampleEncoder(processor, resolution, cfg.max_length, compact_pixels=cfg.data.compact_pixels)
         report = preflight(data.train, encoder)
         world, accum, batch = self.dist.world_size, cfg.grad_accum, cfg.batch_size
         per_step = batch * world * accum
@@ -348,7 +349,7 @@ class _Trainer:
                 step_tokens = self.dist.sum(answer_tokens)
                 loss_sum = torch.zeros((), device=self.device)
                 for i, mb in enumerate(micro):
-                    mb = {k: v.to(self.device, non_blocking=True) for k, v in mb.items()}
+                    mb = encoder.model_inputs({k: v.to(self.device, non_blocking=True) for k, v in mb.items()})
                     sync = (loss_model.no_sync() if self.dist.enabled and i < accum - 1
                             else contextlib.nullcontext())
                     with sync, autocast:
