@@ -13,7 +13,9 @@
 # The metrics (loss, samples seen, the in-run eval's field F1 on 32 held-back samples) come back too.
 # Data loading: 10 workers, one prefetched batch each. 14 workers with two each once filled the
 # host's 125 GiB (each worker ~8 GB, the trainer ~30 GB of shared batches) and the run was killed;
-# 10 x 1 trained as fast (runs 10 and 12 in docs/builtin.md: 88-106 vs 98-110 samples/s).
+# 10 x 1 trained as fast (runs 10 and 12 in docs/builtin.md: 88-106 vs 98-110 samples/s). Those runs
+# sent float32 pixels; since data.compact_pixels (default on) a sample's pixels are 1/8 of the bytes and
+# a worker's pixel work 3.4x less (docs/train.md), so more workers may fit now: not yet measured here.
 #
 # Curriculum stages in one call: run the script once a stage, each with its own WORK, MODEL the last
 # stage's export and STAGE naming its metrics file in $OUT (the last stage's weights come back), e.g.
