@@ -57,6 +57,7 @@ def info(
 ) -> None:
     """Describe a model folder: where it is, its architecture, parameters and contract."""
     import json
+    import math
 
     from rich.markup import escape
     from rich.table import Table
@@ -73,7 +74,7 @@ def info(
     text = config.get("text_config") or config
     vision = config.get("vision_config") or {}
     weights = inspect_weights(path)
-    n_params = sum(_numel(t.shape) for t in weights.tensors.values())
+    n_params = sum(math.prod(t.shape) for t in weights.tensors.values())
     size_mib = sum((path / f).stat().st_size for f in weights.files if (path / f).is_file()) / 2**20
     contract = load_contract(path)
     if is_builtin_name(model):
@@ -98,9 +99,3 @@ def info(
         table.add_row(key, escape(value))
     out.print(table)
 
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for dim in shape:
-        n *= dim
-    return n
