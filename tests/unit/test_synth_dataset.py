@@ -197,6 +197,23 @@ def test_read_crops_show_only_whole_strings_and_list_them() -> None:
     assert erased > 0  # a 448 px square of a 1536 px page cuts strings: the check above is not empty
 
 
+def test_strip_crops_keep_long_strings_whole() -> None:
+    """A [width, height] crop as wide as the page shows whole lines: names and addresses appear, unlike
+    in squares of the same height, whose edges cut and erase them."""
+    from vlmocr.data.synth.generate import reading_lines
+
+    config = SynthConfig(task="read", crop=[1536, 448], size=(1536, 1536), augment="none")
+    assert config.crop == (1536, 448) and SynthConfig.from_dict(config.to_dict()).crop == (1536, 448)
+    square = SynthConfig(task="read", crop=448, size=(1536, 1536), augment="none")
+    letters = {"strip": 0, "square": 0}
+    for i in range(24):
+        strip = sample_at(config, "train", i)
+        assert strip.image.size == (1536, 448) and strip.target == {"lines": reading_lines(strip.boxes)}
+        for name, sample in (("strip", strip), ("square", sample_at(square, "train", i))):
+            letters[name] += sum(ch.isalpha() for b in sample.boxes if b.field for ch in b.text)
+    assert letters["strip"] > 4 * letters["square"] > 0, letters
+
+
 def test_crop_needs_the_read_task_and_fits_the_page() -> None:
     with pytest.raises(ConfigError, match="read task"):
         SynthConfig(crop=448)
@@ -205,3 +222,7 @@ def test_crop_needs_the_read_task_and_fits_the_page() -> None:
     with pytest.raises(ConfigError, match="crop must be"):
         SynthConfig(task="read", crop=True)
     assert SynthConfig.from_dict(SynthConfig(task="read", crop=448).to_dict()).crop == 448
+    with pytest.raises(ConfigError, match="crop must be"):
+        SynthConfig(task="read", crop=[800, 448])  # wider than the 768 px page
+    with pytest.raises(ConfigError, match="crop must be"):
+        SynthConfig(task="read", crop=[448, 448, 2])

@@ -41,10 +41,12 @@ class SynthConfig:
     task: "extract" (the target is the manifest's JSON) or "read" (the target is
         {"lines": [...]}: every string printed on the page, labels included, line by line from the
         top, left to right within a line; pair it with a prompt that asks for that).
-    crop: with task "read", each image is a square of this many page pixels cut from the paper at a
-        random place (the type keeps its size; strings the edge would cut are erased, the answer lists
-        the rest): a small page of the manifest's own text, for a reading curriculum that grows the
-        page. None: the whole page.
+    crop: with task "read", each image is a square of this many page pixels, or a [width, height]
+        rectangle, cut from the paper at a random place (the type keeps its size; strings the edge would
+        cut are erased, the answer lists the rest): a small page of the manifest's own text, for a
+        reading curriculum that grows the page. A strip as wide as the page (e.g. [1536, 448] of a 1536 px
+        page) keeps whole lines, so long strings (names, addresses, descriptions) are read whole, where
+        a square cuts and erases most of them (benchmarks/read_task_field_exposure.py). None: the whole page.
     """
 
     seed: int = 0
@@ -59,7 +61,7 @@ class SynthConfig:
     type_scale: float = 1.0
     jpeg_quality: int = 92
     task: str = "extract"
-    crop: int | None = None
+    crop: int | tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -100,9 +102,14 @@ class SynthConfig:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.crop is not None:
-            if isinstance(self.crop, bool) or not isinstance(self.crop, int) or not MIN_CROP <= self.crop <= min(width, height):
+            sides = tuple(self.crop) if isinstance(self.crop, (list, tuple)) else (self.crop, self.crop)
+            if (len(sides) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in sides)
+                    or not (MIN_CROP <= sides[0] <= width and MIN_CROP <= sides[1] <= height)):
                 raise ConfigError(f"crop must be a whole number of pixels within {MIN_CROP}..{min(width, height)} "
-                                  f"(the page's shorter side), got {self.crop!r}")
+                                  f"(the page's shorter side), or [width, height] within {MIN_CROP}..{width} and "
+                                  f"{MIN_CROP}..{height}, got {self.crop!r}")
+            if isinstance(self.crop, (list, tuple)):
+                object.__setattr__(self, "crop", sides)
             if self.task != "read":
                 raise ConfigError("crop shows part of a page, so only the read task's answer can follow it; "
                                   "set task: read")
@@ -118,6 +125,8 @@ class SynthConfig:
         data = asdict(self)
         data["layouts"] = list(self.layouts) if self.layouts else None
         data["size"] = list(self.size)
+        if isinstance(self.crop, tuple):
+            data["crop"] = list(self.crop)
         return data
 
     @classmethod

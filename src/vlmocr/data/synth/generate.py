@@ -134,19 +134,20 @@ def reading_lines(boxes: tuple[TextBox, ...] | list[TextBox]) -> list[str]:
 CROP_TRIES = 8
 
 
-def crop_page(page: Page, side: int, rng: random.Random) -> tuple[Image, tuple[TextBox, ...], Box]:
-    """A `side`-pixel square of the page's paper, the strings wholly inside it (in its pixels) and
-    where the square is on the page.
+def crop_page(page: Page, side: int | tuple[int, int], rng: random.Random) -> tuple[Image, tuple[TextBox, ...], Box]:
+    """A `side`-pixel square (or a (width, height) rectangle) of the page's paper, the strings wholly inside
+    it (in its pixels) and where it is on the page.
 
-    A string the square's edge would cut is erased (filled with the brightest gray under its box, the
+    A string the crop's edge would cut is erased (filled with the brightest gray under its box, the
     paper or the shading it sits on), so every string the image shows is one the answer lists.
     """
+    width, height = side if isinstance(side, tuple) else (side, side)
     x0, y0, x1, y1 = page.paper
-    if x1 - x0 < side or y1 - y0 < side:  # a paper smaller than the crop: the page's corner
+    if x1 - x0 < width or y1 - y0 < height:  # a paper smaller than the crop: anywhere on the page
         x0, y0, x1, y1 = 0, 0, page.image.width, page.image.height
     for _ in range(CROP_TRIES):
-        left, top = rng.randint(x0, x1 - side), rng.randint(y0, y1 - side)
-        right, bottom = left + side, top + side
+        left, top = rng.randint(x0, x1 - width), rng.randint(y0, y1 - height)
+        right, bottom = left + width, top + height
         inside = [b for b in page.boxes if left <= b.box[0] and top <= b.box[1] and b.box[2] <= right
                   and b.box[3] <= bottom]
         if any(b.field and b.text.strip() for b in inside):
