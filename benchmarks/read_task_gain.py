@@ -11,7 +11,8 @@ group, for one or more model directories on the same pages.
         --set min_filled=0 --set max_filled=2 --out benchmarks/results/builtin_read_task_gain.json
 
 A model that reads has a value gain well above zero; one that only knows the layouts has a label
-gain and a value gain near zero.
+gain and a value gain near zero. Value tokens are also reported apart as "value letters" (a token
+with a letter of a value in it) and "value digits" (digits only).
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ def token_classes(tokenizer: Any, answer: str, classes: list[str]) -> list[str]:
     return out + ["structure"]  # <|im_end|>
 
 
+def value_kinds(tokenizer: Any, answer: str, classes: list[str]) -> list[str | None]:
+    """For each answer token (and <|im_end|>): "value letters" for a value token with a letter in it,
+    "value digits" for one with digits only, None for any other token (labels, structure, punctuation)."""
+    offsets = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    out: list[str | None] = []
+    for s, e in offsets:
+        chars = [ch for ch, kind in zip(answer[s:e], classes[s:e]) if kind == "value"]
+        out.append("value letters" if any(ch.isalpha() for ch in chars)
+                   else "value digits" if any(ch.isdigit() for ch in chars) else None)
+    return out + [None]
+
+
 def measure(model_dir: Path, synth: dict[str, Any], n: int, split: str) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -87,7 +100,8 @@ def measure(model_dir: Path, synth: dict[str, Any], n: int, split: str) -> dict[
             continue
         samples.append(TrainSample(image=s.image, system=contract.prompt.system, question=contract.prompt.question,
                                    answer=answer, gold=s.target, source=f"synth:{split}:{i}"))
-        kinds.append(token_classes(processor.tokenizer, answer, classes))
+        kinds.append(list(zip(token_classes(processor.tokenizer, answer, classes),
+                              value_kinds(processor.tokenizer, answer, classes), strict=True)))
     losses: dict[str, dict[str, list[float]]] = {}
     started = time.perf_counter()
     for i, sample in enumerate(samples):
@@ -97,10 +111,11 @@ def measure(model_dir: Path, synth: dict[str, Any], n: int, split: str) -> dict[
                                       device=torch.device("cpu"))
         if len(own) != len(kinds[i]):
             raise SystemExit(f"{sample.source}: {len(kinds[i])} token classes for {len(own)} answer tokens")
-        for kind, a, b in zip(kinds[i], own, swapped):
-            slot = losses.setdefault(kind, {"own": [], "other": []})
-            slot["own"].append(a)
-            slot["other"].append(b)
+        for (kind, detail), a, b in zip(kinds[i], own, swapped):
+            for name in (kind, detail) if detail else (kind,):  # value tokens also by letters / digits
+                slot = losses.setdefault(name, {"own": [], "other": []})
+                slot["own"].append(a)
+                slot["other"].append(b)
     groups = {}
     for kind, slot in sorted(losses.items()):
         own_mean, other_mean = statistics.fmean(slot["own"]), statistics.fmean(slot["other"])

@@ -41,3 +41,31 @@ def test_a_line_json_escapes_is_not_classed(gain) -> None:
 
     boxes = [[TextBox('say "hi"', (0, 0, 50, 10), None, 10)]]
     assert gain.char_classes(json.dumps({"lines": ['say "hi"']}), boxes) is None
+
+
+def test_value_tokens_are_split_into_letters_and_digits(gain) -> None:
+    transformers = pytest.importorskip("transformers")
+    from vlmocr.models.builtin import BUILTIN_DIR
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(BUILTIN_DIR)
+    config = SynthConfig(task="read", crop=[1536, 448], size=(1536, 1536), augment="none")
+    seen = {"value letters": 0, "value digits": 0}
+    for i in range(6):
+        sample = sample_at(config, "valid", i)
+        answer = dumps_target(sample.target)
+        classes = gain.char_classes(answer, reading_line_boxes(sample.boxes))
+        kinds = gain.value_kinds(tokenizer, answer, classes)
+        offsets = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        assert len(kinds) == len(offsets) + 1 and kinds[-1] is None
+        for (s, e), kind, coarse in zip(offsets, kinds, gain.token_classes(tokenizer, answer, classes)):
+            values = [ch for ch, k in zip(answer[s:e], classes[s:e]) if k == "value"]
+            if kind is not None:
+                seen[kind] += 1
+                assert coarse == "value"  # a refinement of the value tokens only
+            if kind == "value letters":
+                assert any(ch.isalpha() for ch in values)
+            elif kind == "value digits":
+                assert values and not any(ch.isalpha() for ch in values) and any(ch.isdigit() for ch in values)
+            else:
+                assert not any(ch.isalnum() for ch in values)
+    assert seen["value letters"] > 0 and seen["value digits"] > 0
