@@ -298,6 +298,22 @@ def test_full_fine_tune_from_random_init_trains_vision_too(tiny_model: Path, tmp
     assert load_contract(run / "final").extra["method"] == "full"
 
 
+def test_a_mixed_read_task_trains_beside_extraction_and_the_contract_stays(tiny_model: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from vlmocr.train.trainer import train
+
+    run = tmp_path / "mix"
+    read_prompt = {"system": "You read documents.", "question": "Read all the text on the page."}
+    mix = {"share": 0.5, "synth": {"task": "read", "crop": [320, 160]}, "prompt": read_prompt}
+    result = train(config(tiny_model, run, max_steps=3, **{"data.mix": mix, "data.num_workers": 1}))
+    assert result.stopped == "completed" and result.steps == 3
+    assert all(math.isfinite(loss) for loss in losses(run).values())
+    contract = load_contract(run / "final")  # served with the main stream's prompt, not the read task's
+    assert contract.prompt.question == SHORT_PROMPT["question"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["mix"] == mix
+
+
 @pytest.mark.parametrize(
     "lever",
     [{"gradient_checkpointing": True}, {"loss_chunk_size": 0}, {"loss_chunk_size": 7},

@@ -78,3 +78,55 @@ def test_synthetic_stream_is_endless_and_deterministic() -> None:
     assert data.valid.get(0).source.startswith("synth:valid:")
     with pytest.raises(TypeError):
         len(data.train)
+
+
+def test_mixed_stream_takes_its_share_evenly_each_sample_once() -> None:
+    from vlmocr.train.data import SampleSet, TrainSample, mixed
+
+    def stream(tag: str) -> SampleSet:
+        return SampleSet(tag, PromptContract(), None,
+                         _make=lambda i: TrainSample(None, tag, "q", str(i), None, f"{tag}:{i}"))
+
+    mix = mixed(stream("main"), stream("extra"), 0.25)
+    taken = [mix.get(i).source for i in range(400)]
+    extra = [s for s in taken if s.startswith("extra:")]
+    main = [s for s in taken if s.startswith("main:")]
+    assert len(extra) == 100 and len(main) == 300
+    assert extra == [f"extra:{i}" for i in range(100)] and main == [f"main:{i}" for i in range(300)]
+    assert all(sum(s.startswith("extra:") for s in taken[k:k + 8]) == 2 for k in range(0, 400, 8))  # evenly
+    assert [mix.get(i).source for i in (399, 7, 3)] == [taken[399], taken[7], taken[3]]  # by index alone
+    with pytest.raises(ValueError):
+        mixed(stream("main"), stream("extra"), 1.0)
+
+
+def test_data_mix_adds_the_read_task_with_its_own_prompt_and_pages() -> None:
+    settings = {"size": [320, 320], "augment": "none", "max_products": 1}
+    read_prompt = {"system": "You read documents.", "question": "Read all the text."}
+    mix = {"share": 0.5, "synth": {"task": "read", "crop": [320, 160]}, "prompt": read_prompt}
+    data = load_data(DataConfig(synth=settings, mix=mix), None)
+    samples = [data.train.get(i) for i in range(4)]
+    read = [s for s in samples if s.question == "Read all the text."]
+    extract = [s for s in samples if s.question == PromptContract().question]
+    assert len(read) == 2 and len(extract) == 2 and {s.system for s in read} == {"You read documents."}
+    assert all(s.image.size == (320, 160) and set(s.gold) == {"lines"} for s in read)
+    assert all(s.image.size == (320, 320) and "products" in s.gold for s in extract)
+    # evaluation and the stored contract stay the main stream's
+    assert data.prompt == PromptContract() and data.valid is not None
+    assert all(data.valid.get(i).question == PromptContract().question for i in range(3))
+
+
+@pytest.mark.parametrize(("mix", "message"), [
+    ({"share": 0.2}, "set data.synth too"),
+    ({"share": 1.5}, "between 0 and 1"),
+    ({"share": 0.2, "weight": 1}, "unknown key"),
+    ({"share": 0.2, "synth": {"crop": 200}}, "set task: read"),
+    ({"share": 0.2, "prompt": {"system": "x", "answer": "y"}}, "unknown prompt keys"),
+])
+def test_data_mix_errors_are_clear(mix: dict, message: str) -> None:
+    from vlmocr.train.config import load_config
+
+    base = {"model": "m", "max_steps": 2, "data.mix": mix}
+    if message != "set data.synth too":
+        base["data.synth"] = {"size": [320, 320]}
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, base)

@@ -42,6 +42,12 @@ class DataConfig:
     train_file: str | None = None  # our converted ShareGPT .json or messages .jsonl
     valid_file: str | None = None
     synth: dict[str, Any] | None = None  # vlmocr.data.synth.SynthConfig keys: an endless stream
+    # A second synthetic stream mixed into `synth`'s, e.g. the read task beside extraction:
+    # {share: 0.25, synth: {task: read, size: [1536, 1536], crop: [1536, 448]}, prompt: {system, question}}.
+    # `share` of the training samples come from it, evenly spaced (vlmocr.train.data.mixed); its synth
+    # keys override the main stream's (a different seed unless it names one), its prompt is its own (the
+    # run's when absent). Evaluation and the stored contract stay the main stream's.
+    mix: dict[str, Any] | None = None
     train_split: str = "train"
     valid_split: str = "valid"
     keep_prefix: bool = False  # use each Roboflow line's prefix as the question
@@ -172,6 +178,8 @@ class TrainConfig:
         check(d.num_workers >= 0, "data.num_workers must be >= 0")
         check(d.prefetch_factor >= 1, "data.prefetch_factor must be >= 1")
         check(d.synth is None or self.max_steps is not None, "data.synth is an endless stream: set max_steps")
+        if d.mix is not None:
+            _check_mix(d.mix, d.synth)
         check(self.lora.r >= 1 and self.lora.alpha > 0, "lora.r must be >= 1 and lora.alpha > 0")
         check(0 <= self.lora.dropout < 1, "lora.dropout must be within [0, 1)")
         o = self.optim
@@ -221,6 +229,35 @@ def _build(cls: type, data: Any, where: str) -> Any:
         return cls(**values)
     except TypeError as exc:
         raise ConfigError(f"{where or 'config'}: {exc}") from exc
+
+
+MIX_KEYS = ("share", "synth", "prompt")
+
+
+def _check_mix(mix: dict[str, Any], synth: dict[str, Any] | None) -> None:
+    """data.mix: a share in (0, 1), SynthConfig keys that make a valid config with the main stream's, a prompt."""
+    from vlmocr.data.synth import SynthConfig
+
+    if synth is None:
+        raise ConfigError("data.mix mixes a second synthetic stream into data.synth's; set data.synth too")
+    unknown = sorted(set(mix) - set(MIX_KEYS))
+    if unknown:
+        raise ConfigError(f"data.mix: unknown key(s) {unknown} (known: {', '.join(MIX_KEYS)})")
+    share = mix.get("share")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+        raise ConfigError(f"data.mix.share must be a number between 0 and 1 (the extra stream's part of the "
+                          f"samples), got {share!r}")
+    extra = mix.get("synth") or {}
+    if not isinstance(extra, dict):
+        raise ConfigError(f"data.mix.synth must be a mapping of synth keys, got {extra!r}")
+    try:
+        SynthConfig.from_dict({**synth, **extra})
+    except ConfigError as exc:
+        raise ConfigError(f"data.mix.synth: {exc}") from exc
+    if mix.get("prompt") is not None:
+        if not isinstance(mix["prompt"], dict):
+            raise ConfigError(f"data.mix.prompt must be a mapping (system, question), got {mix['prompt']!r}")
+        PromptContract.from_dict(mix["prompt"])
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:

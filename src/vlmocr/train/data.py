@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,6 +265,30 @@ def from_synth(settings: dict[str, Any], split: str, *, prompt: PromptContract, 
     return SampleSet(f"synth/{split}", prompt, None, _make=make)
 
 
+def mixed(main: SampleSet, extra: SampleSet, share: float) -> SampleSet:
+    """An endless stream with `share` of its samples from `extra`, evenly spaced, the rest from `main`.
+
+    Sample i is `extra`'s next one when floor((i + 1) * share) > floor(i * share), else `main`'s next:
+    each stream's samples are taken in order, once, and sample i depends only on i (resuming needs no
+    replay, workers need no shared state).
+    """
+    if not 0 < share < 1:
+        raise ValueError(f"share must be between 0 and 1, got {share}")
+
+    def make(index: int) -> TrainSample:
+        before = math.floor(index * share)  # extra's samples among 0 .. index-1
+        if math.floor((index + 1) * share) > before:
+            return extra.get(before)
+        return main.get(index - before)
+
+    return SampleSet(f"{main.name} + {share:g} {extra.name}", main.prompt, None, _make=make)
+
+
+#: Added to the main stream's synth seed for data.mix's stream (unless it names a seed), so that the two
+#: streams draw different documents.
+MIX_SEED_OFFSET = 7919
+
+
 @dataclass
 class TrainData:
     train: SampleSet
@@ -296,5 +321,14 @@ def load_data(data: Any, prompt: PromptContract | None, *, want_valid: bool = Tr
     if data.synth is not None:
         train = from_synth(data.synth, data.train_split, prompt=contract, target_format=data.target_format)
         valid = from_synth(data.synth, data.valid_split, prompt=contract, target_format=data.target_format)
+        if getattr(data, "mix", None):
+            extra_settings = {**data.synth, "seed": int(data.synth.get("seed", 0)) + MIX_SEED_OFFSET,
+                              **(data.mix.get("synth") or {})}
+            extra_prompt = PromptContract.from_dict(data.mix["prompt"]) if data.mix.get("prompt") else contract
+            extra = from_synth(extra_settings, data.train_split, prompt=extra_prompt,
+                               target_format=data.target_format)
+            train = mixed(train, extra, float(data.mix["share"]))
+            log.info("training stream: %s (%s of the samples with the prompt %r)", train.name,
+                     f"{float(data.mix['share']):.0%}", extra_prompt.question)
         return TrainData(train, valid if want_valid else None, contract)
     raise ConfigError("data: give one of dataset (Roboflow folder), train_file (converted file) or synth")
