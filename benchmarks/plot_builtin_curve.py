@@ -20,9 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # the resolution (3,025 visual tokens a page); run 8 continued from run 3's with three warm-restart
 # cycles (79,200 samples), run 9 from run 8's. Run 23a started from random weights trained 93,712
 # samples on the read task (runs 20-22: crops of the page), run 23b from 23a's (19,200 samples).
+# Run 28 started from run 26's weights (247,952 samples) after 48,000 read-task samples on
+# page-wide strips (run 27, docs/builtin-strip1-metrics.jsonl: another task, so not drawn here).
 OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520, "run7": 65_520,
            "run8": 65_520, "run9": 65_520 + 79_200, "run23a": 93_712, "run23b": 93_712 + 19_200,
-           "run24": 147_600, "run25": 147_600 + 35_520, "run26": 147_600 + 35_520 + 33_472}
+           "run24": 147_600, "run25": 147_600 + 35_520, "run26": 147_600 + 35_520 + 33_472,
+           "run28": 295_952, "run29": 295_952 + 48_000, "run30": 295_952 + 48_000 + 49_600}
 LABELS = {
     "run1": "run 1: CLIP pixel stats, 1-D positions",
     "run2": "run 2: continues run 1",
@@ -38,6 +41,9 @@ LABELS = {
     "run24": "run 24: continues 23b, lr 2e-4",
     "run25": "run 25: continues 24, lr 1.5e-4",
     "run26": "run 26: continues 25, lr 1e-4 to 0",
+    "run28": "run 28: run 26 + 48k read-task strips, lr 1.5e-4",
+    "run29": "run 29: continues 28, lr 1e-4",
+    "run30": "run 30: continues 29, lr 7e-5",
 }
 
 
@@ -77,7 +83,7 @@ def main() -> None:
             x = [offset + e["step"] * per_step for e in used]
             ax_use.plot(x, [e["image_gain_values"] for e in used], "o-", color=line.get_color())
             ax_use.plot(x, [e.get("image_gain_structure") for e in used], "s--", color=line.get_color())
-    ax_loss.set(xlabel="samples seen", ylabel="training loss (answer tokens)", ylim=(0.1, 2.0),
+    ax_loss.set(xlabel="samples seen", ylabel="training loss (answer tokens)", ylim=(0.05, 2.0),
                 title="loss: the format is learned by ~10k samples")
     ax_f1.set(xlabel="samples seen", ylabel="field F1, 32 held-back samples", ylim=(0, 1),
               title="in-run field F1 (target 0.95)")

@@ -15,7 +15,9 @@
 # host's 125 GiB (each worker ~8 GB, the trainer ~30 GB of shared batches) and the run was killed;
 # 10 x 1 trained as fast (runs 10 and 12 in docs/builtin.md: 88-106 vs 98-110 samples/s). Those runs
 # sent float32 pixels; since data.compact_pixels (default on) a sample's pixels are 1/8 of the bytes and
-# a worker's pixel work 3.4x less (docs/train.md), so more workers may fit now: not yet measured here.
+# a worker's pixel work 3.4x less (docs/train.md): runs 27-30 (docs/builtin.md) used
+# --set data.num_workers=14 with it, trained at 163-174 samples/s with 0.4-0.6 % data wait (runs 24-26:
+# 92-100 samples/s, 20-27 %) and the 125 GiB host held them.
 #
 # Curriculum stages in one call: run the script once a stage, each with its own WORK, MODEL the last
 # stage's export and STAGE naming its metrics file in $OUT (the last stage's weights come back), e.g.
@@ -77,9 +79,9 @@ fi
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
 # MODEL: the weights to start from. The default, src/vlmocr/assets/builtin (the shipped built-in model),
-# holds run 26: the read task on page crops, then extraction at the built-in contract (docs/builtin.md,
-# runs 20-26; field F1 0.868); it continues with a fresh optimizer (runs 24-26: the previous export in
-# its place, --set optim.learning_rate=2.0e-4, then 1.5e-4, then 1.0e-4). scratch builds a fresh small base. The shipped weights travel with
+# holds run 30: the read task on page crops and strips, then extraction at the built-in contract
+# (docs/builtin.md, runs 20-30; field F1 0.905); it continues with a fresh optimizer (runs 28-30: the
+# previous stage's export on the warm machine as MODEL, --set optim.learning_rate=1.5e-4, then 1e-4, 7e-5). scratch builds a fresh small base. The shipped weights travel with
 # the tree under src/ (≈ 40 MB of the 64 MiB a call carries), so the default needs nothing carried; a
 # carried start model of the same size does not fit beside them: for such calls move
 # src/vlmocr/assets/builtin out of the tree (and back afterwards).
