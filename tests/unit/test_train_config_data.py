@@ -130,3 +130,13 @@ def test_data_mix_errors_are_clear(mix: dict, message: str) -> None:
         base["data.synth"] = {"size": [320, 320]}
     with pytest.raises(ConfigError, match=message):
         load_config(None, base)
+
+
+def test_data_mix_draws_other_documents_unless_it_names_the_seed() -> None:
+    settings = {"size": [320, 320], "augment": "none", "max_products": 1}
+    other = load_data(DataConfig(synth=settings, mix={"share": 0.5}), None)
+    same = load_data(DataConfig(synth=settings, mix={"share": 0.5, "synth": {"seed": 0}}), None)
+    # share 0.5: sample 0 is the main stream's document 0, sample 1 the extra stream's document 0
+    assert other.train.get(0).gold == same.train.get(0).gold
+    assert other.train.get(1).gold != other.train.get(0).gold
+    assert same.train.get(1).gold == same.train.get(0).gold

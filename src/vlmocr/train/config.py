@@ -34,6 +34,11 @@ TARGET_FORMATS = ("compact", "verbatim")
 SCHEDULERS = ("cosine", "linear", "constant")
 
 
+#: Added to the main stream's synth seed for data.mix's stream (unless it names a seed), so that the two
+#: streams draw different documents.
+MIX_SEED_OFFSET = 7919
+
+
 @dataclass
 class DataConfig:
     """Where samples come from: exactly one of dataset, train_file or synth."""
@@ -64,6 +69,12 @@ class DataConfig:
     # within float rounding (vlmocr.train.collate.QwenPixels). false: the processor's float32 pixels.
     compact_pixels: bool = True
     group_by_length: bool = False  # batches of similar length (less padding)
+
+    def mix_synth(self) -> dict[str, Any]:
+        """data.mix's synth settings: the main stream's, another seed (unless it names one), its own keys."""
+        assert self.synth is not None and self.mix is not None
+        seed = int(self.synth.get("seed", 0)) + MIX_SEED_OFFSET
+        return {**self.synth, "seed": seed, **(self.mix.get("synth") or {})}
 
 
 @dataclass
@@ -179,7 +190,7 @@ class TrainConfig:
         check(d.prefetch_factor >= 1, "data.prefetch_factor must be >= 1")
         check(d.synth is None or self.max_steps is not None, "data.synth is an endless stream: set max_steps")
         if d.mix is not None:
-            _check_mix(d.mix, d.synth)
+            _check_mix(d)
         check(self.lora.r >= 1 and self.lora.alpha > 0, "lora.r must be >= 1 and lora.alpha > 0")
         check(0 <= self.lora.dropout < 1, "lora.dropout must be within [0, 1)")
         o = self.optim
@@ -234,11 +245,13 @@ def _build(cls: type, data: Any, where: str) -> Any:
 MIX_KEYS = ("share", "synth", "prompt")
 
 
-def _check_mix(mix: dict[str, Any], synth: dict[str, Any] | None) -> None:
+def _check_mix(d: DataConfig) -> None:
     """data.mix: a share in (0, 1), SynthConfig keys that make a valid config with the main stream's, a prompt."""
     from vlmocr.data.synth import SynthConfig
 
-    if synth is None:
+    mix = d.mix
+    assert mix is not None
+    if d.synth is None:
         raise ConfigError("data.mix mixes a second synthetic stream into data.synth's; set data.synth too")
     unknown = sorted(set(mix) - set(MIX_KEYS))
     if unknown:
@@ -251,7 +264,7 @@ def _check_mix(mix: dict[str, Any], synth: dict[str, Any] | None) -> None:
     if not isinstance(extra, dict):
         raise ConfigError(f"data.mix.synth must be a mapping of synth keys, got {extra!r}")
     try:
-        SynthConfig.from_dict({**synth, **extra})
+        SynthConfig.from_dict(d.mix_synth())
     except ConfigError as exc:
         raise ConfigError(f"data.mix.synth: {exc}") from exc
     if mix.get("prompt") is not None:

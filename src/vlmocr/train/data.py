@@ -284,11 +284,6 @@ def mixed(main: SampleSet, extra: SampleSet, share: float) -> SampleSet:
     return SampleSet(f"{main.name} + {share:g} {extra.name}", main.prompt, None, _make=make)
 
 
-#: Added to the main stream's synth seed for data.mix's stream (unless it names a seed), so that the two
-#: streams draw different documents.
-MIX_SEED_OFFSET = 7919
-
-
 @dataclass
 class TrainData:
     train: SampleSet
@@ -321,14 +316,13 @@ def load_data(data: Any, prompt: PromptContract | None, *, want_valid: bool = Tr
     if data.synth is not None:
         train = from_synth(data.synth, data.train_split, prompt=contract, target_format=data.target_format)
         valid = from_synth(data.synth, data.valid_split, prompt=contract, target_format=data.target_format)
-        if getattr(data, "mix", None):
-            extra_settings = {**data.synth, "seed": int(data.synth.get("seed", 0)) + MIX_SEED_OFFSET,
-                              **(data.mix.get("synth") or {})}
+        if data.mix:
+            share = float(data.mix["share"])
             extra_prompt = PromptContract.from_dict(data.mix["prompt"]) if data.mix.get("prompt") else contract
-            extra = from_synth(extra_settings, data.train_split, prompt=extra_prompt,
+            extra = from_synth(data.mix_synth(), data.train_split, prompt=extra_prompt,
                                target_format=data.target_format)
-            train = mixed(train, extra, float(data.mix["share"]))
-            log.info("training stream: %s (%s of the samples with the prompt %r)", train.name,
-                     f"{float(data.mix['share']):.0%}", extra_prompt.question)
+            train = mixed(train, extra, share)
+            log.info("training stream: %s (%.0f%% of the samples with the prompt %r)", train.name, share * 100,
+                     extra_prompt.question)
         return TrainData(train, valid if want_valid else None, contract)
     raise ConfigError("data: give one of dataset (Roboflow folder), train_file (converted file) or synth")
