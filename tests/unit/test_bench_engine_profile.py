@@ -177,3 +177,17 @@ def test_tables_leave_out_a_while_full_rate_shorter_than_a_request(bench) -> Non
     assert tables._while_full({}) is None
     data = {"runs": [{"name": "extract_noschema_c512", "concurrency": 512, "images_per_s": 23.7, **short}]}
     assert "| 23.7 | - |" in bench.markdown(data)
+
+
+def test_offline_point_takes_the_variants_fp8_flags(bench) -> None:
+    # The offline point of an FP8 variant runs `vlmocr extract --offline` with the same engine flags.
+    assert bench.offline_engine_flags(("--quantization", "fp8", "--kv-cache-dtype", "fp8", "--max-num-seqs",
+                                       "512")) == ["--quantization", "fp8", "--kv-cache-dtype", "fp8"]
+    assert bench.offline_engine_flags(("--kv-cache-dtype=fp8", "--compilation-config", "{}")) == [
+        "--kv-cache-dtype", "fp8"]
+    assert bench.offline_engine_flags(()) == []
+    with pytest.raises(SystemExit, match="needs a value"):
+        bench.offline_engine_flags(("--quantization",))
+    args = bench.build_parser().parse_args(["offline", "--model", "m", "--images", "i", "--max-tokens", "9",
+                                            "--out", "o", "--quantization", "fp8", "--kv-cache-dtype", "fp8"])
+    assert (args.quantization, args.kv_cache_dtype) == ("fp8", "fp8")

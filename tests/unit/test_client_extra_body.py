@@ -1,4 +1,4 @@
-"""`ExtractConfig.extra_body`: extra sampling keys reach every request (server) and SamplingParams (offline)."""
+"""`ExtractConfig.extra_body` reaches every request (server) and SamplingParams (offline); the offline engine options."""
 
 from __future__ import annotations
 
@@ -76,3 +76,41 @@ def test_offline_sampling_params_get_extra_body(monkeypatch: Any) -> None:
     seen.clear()
     offline._sampling(job, None, 0.0)
     assert seen == {"max_tokens": 7, "temperature": 0.0, "structured_outputs": None}
+
+
+def test_offline_engine_gets_quantization_and_kv_cache_dtype(monkeypatch: Any) -> None:
+    from vlmocr.client import offline
+    from vlmocr.client.extract import Job
+    from vlmocr.images import Resolution
+    from vlmocr.models.builtin import resolve_model
+
+    seen: list[dict[str, Any]] = []
+
+    class LLM:
+        def __init__(self, **kwargs: Any) -> None:
+            seen.append(kwargs)
+
+    fake_vllm = types.ModuleType("vllm")
+    fake_vllm.LLM = LLM  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm)
+    model = Path(str(resolve_model("builtin")))
+    job = Job(PromptContract(), Resolution(), None, 7, "defaults")
+    offline.load_engine(model, job, ExtractConfig(offline=str(model), quantization="fp8", kv_cache_dtype="fp8"))
+    offline.load_engine(model, job, ExtractConfig(offline=str(model)))
+    assert seen[0]["quantization"] == "fp8" and seen[0]["kv_cache_dtype"] == "fp8"
+    assert "quantization" not in seen[1] and "kv_cache_dtype" not in seen[1]  # the checkpoint's own
+    assert {k: v for k, v in seen[0].items() if k not in ("quantization", "kv_cache_dtype")} == seen[1]
+
+
+def test_engine_options_are_offline_only() -> None:
+    import pytest
+
+    from vlmocr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--kv-cache-dtype applies to --offline only.*vlmocr serve MODEL"):
+        ExtractConfig(server="http://127.0.0.1:8000/v1", kv_cache_dtype="fp8")
+    with pytest.raises(ConfigError, match=r"--quantization applies to --offline only"):
+        ExtractConfig(server="http://127.0.0.1:8000/v1", quantization="fp8")
+    with pytest.raises(ConfigError, match=r"--quantization must not be empty"):
+        ExtractConfig(offline="m", quantization=" ")
+    assert ExtractConfig(offline="m", kv_cache_dtype="fp8").kv_cache_dtype == "fp8"

@@ -74,6 +74,10 @@ def extract(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images in subfolders too."),
     image_format: str = typer.Option("JPEG", "--image-format", help="Encoding of resized images: JPEG or PNG."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per batch with --offline."),
+    quantization: str = typer.Option(None, "--quantization", help="With --offline: vLLM's --quantization, e.g. fp8 "
+                                     "(weights quantized when loaded), as `vlmocr serve --quantization` sets it."),
+    kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="With --offline: vLLM's --kv-cache-dtype, "
+                                       "e.g. fp8, as `vlmocr serve --kv-cache-dtype` sets it."),
 ) -> None:
     """Extract JSON from document images with schema-constrained output, retries and resume."""
     from vlmocr.client.extract import ExtractConfig
@@ -95,7 +99,7 @@ def extract(
         max_retries=retries, timeout_s=timeout, allow_fenced=allow_fenced,
         mode="overwrite" if overwrite else "resume", recursive=recursive,
         image_format=image_format.upper(),  # type: ignore[arg-type]
-        batch_size=batch_size,
+        batch_size=batch_size, quantization=quantization, kv_cache_dtype=kv_cache_dtype,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:

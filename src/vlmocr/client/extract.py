@@ -92,6 +92,12 @@ class ExtractConfig:
     #: on each request it assigns, so one pool of C connections costs O(C) CPU a request; the
     #: workers are spread over pools of this size instead (benchmarks/bench_client_cpu.py).
     pool_connections: int = 8
+    #: With --offline: vLLM's `quantization` (e.g. fp8, weights quantized when loaded) and
+    #: `kv_cache_dtype` (e.g. fp8), as `vlmocr serve --quantization/--kv-cache-dtype` set them for a
+    #: server, so an offline run can decode like a server started with them (e.g. `--preset h100-fp8`).
+    #: A server's are set where it starts, so these are refused with --server.
+    quantization: str | None = None
+    kv_cache_dtype: str | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -110,6 +116,15 @@ class ExtractConfig:
             raise ConfigError(f"pool_connections must be positive, got {self.pool_connections}")
         if self.server is not None and not self.servers:
             raise ConfigError("--server: no URL given")
+        for name, flag in (("quantization", "--quantization"), ("kv_cache_dtype", "--kv-cache-dtype")):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not value.strip():
+                raise ConfigError(f"{flag} must not be empty")
+            if self.offline is None:
+                raise ConfigError(f"{flag} applies to --offline only: a server's is set where it starts "
+                                  f"(`vlmocr serve MODEL {flag} {value}`)")
         if len(set(self.servers)) != len(self.servers):
             raise ConfigError(f"--server: a URL is given twice ({', '.join(self.servers)})")
 

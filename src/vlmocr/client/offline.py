@@ -50,7 +50,8 @@ def load_engine(model_dir: Path, job: Job, config: ExtractConfig) -> Any:
     from vlmocr.serve.engine import ServeConfig, resolve_settings
 
     vllm = require("vllm", extra="cpu", purpose="Offline extraction (--offline)")
-    settings = resolve_settings(str(model_dir), ServeConfig(max_output_tokens=job.max_tokens))
+    settings = resolve_settings(str(model_dir), ServeConfig(
+        max_output_tokens=job.max_tokens, quantization=config.quantization, kv_cache_dtype=config.kv_cache_dtype))
     kwargs: dict[str, Any] = {
         "model": settings.model,
         "max_model_len": settings.max_model_len,
@@ -66,7 +67,13 @@ def load_engine(model_dir: Path, job: Job, config: ExtractConfig) -> Any:
         kwargs["dtype"] = settings.dtype
     if settings.kv_cache_bytes is not None:
         kwargs["kv_cache_memory_bytes"] = settings.kv_cache_bytes
-    log.info("starting vLLM in-process for %s (max-model-len %d)", model_dir, settings.max_model_len)
+    if settings.quantization:
+        kwargs["quantization"] = settings.quantization
+    if settings.kv_cache_dtype:
+        kwargs["kv_cache_dtype"] = settings.kv_cache_dtype
+    log.info("starting vLLM in-process for %s (max-model-len %d%s%s)", model_dir, settings.max_model_len,
+             f", quantization {settings.quantization}" if settings.quantization else "",
+             f", KV cache {settings.kv_cache_dtype}" if settings.kv_cache_dtype else "")
     return vllm.LLM(**kwargs)
 
 
