@@ -22,10 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # samples on the read task (runs 20-22: crops of the page), run 23b from 23a's (19,200 samples).
 # Run 28 started from run 26's weights (247,952 samples) after 48,000 read-task samples on
 # page-wide strips (run 27, docs/builtin-strip1-metrics.jsonl: another task, so not drawn here).
+# Run 31 continued from run 30 with a quarter of its samples read-task strips (data.mix): its loss
+# mixes both tasks, its in-run F1 is extraction's; runs 32-34 each continued from the one before.
 OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520, "run7": 65_520,
            "run8": 65_520, "run9": 65_520 + 79_200, "run23a": 93_712, "run23b": 93_712 + 19_200,
            "run24": 147_600, "run25": 147_600 + 35_520, "run26": 147_600 + 35_520 + 33_472,
-           "run28": 295_952, "run29": 295_952 + 48_000, "run30": 295_952 + 48_000 + 49_600}
+           "run28": 295_952, "run29": 295_952 + 48_000, "run30": 295_952 + 48_000 + 49_600, "run31": 430_352, "run32": 430_352 + 48_000,
+           "run33": 430_352 + 48_000 + 49_600, "run34": 430_352 + 48_000 + 49_600 + 49_600}
 LABELS = {
     "run1": "run 1: CLIP pixel stats, 1-D positions",
     "run2": "run 2: continues run 1",
@@ -44,6 +47,10 @@ LABELS = {
     "run28": "run 28: run 26 + 48k read-task strips, lr 1.5e-4",
     "run29": "run 29: continues 28, lr 1e-4",
     "run30": "run 30: continues 29, lr 7e-5",
+    "run31": "run 31: continues 30, 25 % read strips mixed in, lr 7e-5",
+    "run32": "run 32: continues 31, lr 5e-5",
+    "run33": "run 33: continues 32, lr 3.5e-5",
+    "run34": "run 34: continues 33, lr 2.5e-5 (690 of 800 steps)",
 }
 
 
@@ -67,7 +74,8 @@ def main() -> None:
         number, suffix = re.search(r"builtin-run(\d+)([a-z]?)-metrics", path.name).groups()
         return int(number), suffix
 
-    colours = iter(plt.get_cmap("tab20").colors)  # one colour a run (tab10 repeats after 10)
+    # one colour a run: tab20, then tab20b (40 runs before a colour repeats)
+    colours = iter([*plt.get_cmap("tab20").colors, *plt.get_cmap("tab20b").colors])
     for path in sorted((ROOT / "docs").glob("builtin-run*-metrics.jsonl"), key=run_order):
         run = re.search(r"builtin-(run\d+[a-z]?)-metrics", path.name).group(1)
         train, evals = load(path)
@@ -83,7 +91,7 @@ def main() -> None:
             x = [offset + e["step"] * per_step for e in used]
             ax_use.plot(x, [e["image_gain_values"] for e in used], "o-", color=line.get_color())
             ax_use.plot(x, [e.get("image_gain_structure") for e in used], "s--", color=line.get_color())
-    ax_loss.set(xlabel="samples seen", ylabel="training loss (answer tokens)", ylim=(0.05, 2.0),
+    ax_loss.set(xlabel="samples seen", ylabel="training loss (answer tokens)", ylim=(0.02, 2.0),
                 title="loss: the format is learned by ~10k samples")
     ax_f1.set(xlabel="samples seen", ylabel="field F1, 32 held-back samples", ylim=(0, 1),
               title="in-run field F1 (target 0.95)")
