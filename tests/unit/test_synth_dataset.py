@@ -214,9 +214,52 @@ def test_strip_crops_keep_long_strings_whole() -> None:
     assert letters["strip"] > 4 * letters["square"] > 0, letters
 
 
-def test_crop_needs_the_read_task_and_fits_the_page() -> None:
-    with pytest.raises(ConfigError, match="read task"):
-        SynthConfig(crop=448)
+def test_extraction_on_strips_answers_the_fields_the_strip_shows() -> None:
+    """task extract with a crop: the answer is the part of the manifest the crop shows, in its order."""
+    from vlmocr.data.synth.generate import render_document, visible_target
+
+    config = SynthConfig(crop=[1536, 448], size=(1536, 1536), augment="none")
+    assert config.task == "extract"
+    partial = letters = 0
+    for i in range(12):
+        sample = sample_at(config, "train", i)
+        doc, _ = render_document(config, "train", i)
+        full, part = doc.target, sample.target
+        assert sample.image.size == (1536, 448) and part == visible_target(full, sample.boxes)
+        shown = {b.field for b in sample.boxes if b.field}
+        # every field whose value the strip shows, nothing else, keys in the manifest's order
+        assert [k for k in part if k != "products"] == [k for k in full if k != "products" and k in shown]
+        assert all(part[k] == full[k] for k in part if k != "products")
+        rows = [i for i in range(len(full["products"])) if any(f.startswith(f"products.{i}.") for f in shown)]
+        assert part.get("products", []) == [
+            {c: v for c, v in full["products"][r].items() if f"products.{r}.{c}" in shown} for r in rows]
+        assert part  # crop_page looks for a place that shows a value
+        partial += len(part) < len(full)
+        letters += sum(ch.isalpha() for k in ("salesman", "destination") for ch in part.get(k, ""))
+    assert partial >= 6 and letters > 0  # most strips show part of the fields; names and addresses appear
+
+
+def test_visible_target_keeps_blank_values_and_leaves_out_unseen_rows() -> None:
+    from vlmocr.data.synth.canvas import TextBox
+    from vlmocr.data.synth.generate import visible_target
+
+    target = {"route": "A1", "dock": "", "salesman": "ANA", "products": [
+        {"description": "BOX", "cases": "3"}, {"description": "TAPE", "cases": "4"}], "page_number": "1"}
+    boxes = [TextBox("", (0, 0, 1, 1), "dock", 20), TextBox("ANA", (0, 0, 1, 1), "salesman", 20),
+             TextBox("4", (0, 0, 1, 1), "products.1.cases", 20), TextBox("Route:", (0, 0, 1, 1), None, 20)]
+    assert visible_target(target, boxes) == {"dock": "", "salesman": "ANA", "products": [{"cases": "4"}]}
+    assert visible_target(target, boxes[:2]) == {"dock": "", "salesman": "ANA"}  # no rows: no products key
+    assert visible_target(target, []) == {}
+
+
+def test_written_datasets_hold_whole_pages(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="crop is for the training stream"):
+        generate_dataset(tmp_path / "out", 0, 0, 2, SynthConfig(crop=448))
+    assert not (tmp_path / "out").exists()
+
+
+def test_crop_fits_the_page() -> None:
+    assert SynthConfig(crop=448).crop == 448  # extraction on crops (the answer: the fields they show)
     with pytest.raises(ConfigError, match="crop must be"):
         SynthConfig(task="read", crop=800)
     with pytest.raises(ConfigError, match="crop must be"):

@@ -115,11 +115,31 @@ def test_data_mix_adds_the_read_task_with_its_own_prompt_and_pages() -> None:
     assert all(data.valid.get(i).question == PromptContract().question for i in range(3))
 
 
+def test_data_mix_adds_extraction_on_strips() -> None:
+    """Extraction on strips beside whole pages: the strips' answers are the fields they show."""
+    import json
+
+    from vlmocr.schema import manifest_schema
+
+    settings = {"size": [640, 640], "augment": "none"}
+    question = "extract the data this part of the manifest shows in JSON format"
+    mix = {"share": 0.5, "synth": {"crop": [640, 160]}, "prompt": {"question": question}}
+    data = load_data(DataConfig(synth=settings, mix=mix), None)
+    samples = [data.train.get(i) for i in range(8)]
+    strips = [s for s in samples if s.question == question]
+    pages = [s for s in samples if s.question == PromptContract().question]
+    assert len(strips) == 4 and len(pages) == 4
+    fields = set(manifest_schema()["properties"])
+    assert all(s.image.size == (640, 640) and set(s.gold) == fields for s in pages)  # whole manifests
+    assert all(s.image.size == (640, 160) and s.gold and set(s.gold) < fields for s in strips)  # part of one
+    assert all(json.loads(s.answer) == s.gold for s in strips)
+
+
 @pytest.mark.parametrize(("mix", "message"), [
     ({"share": 0.2}, "set data.synth too"),
     ({"share": 1.5}, "between 0 and 1"),
     ({"share": 0.2, "weight": 1}, "unknown key"),
-    ({"share": 0.2, "synth": {"crop": 200}}, "set task: read"),
+    ({"share": 0.2, "synth": {"crop": 400}}, "data.mix.synth: crop must be"),  # larger than the 320 px page
     ({"share": 0.2, "prompt": {"system": "x", "answer": "y"}}, "unknown prompt keys"),
 ])
 def test_data_mix_errors_are_clear(mix: dict, message: str) -> None:

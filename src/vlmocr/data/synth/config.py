@@ -41,12 +41,15 @@ class SynthConfig:
     task: "extract" (the target is the manifest's JSON) or "read" (the target is
         {"lines": [...]}: every string printed on the page, labels included, line by line from the
         top, left to right within a line; pair it with a prompt that asks for that).
-    crop: with task "read", each image is a square of this many page pixels, or a [width, height]
-        rectangle, cut from the paper at a random place (the type keeps its size; strings the edge would
-        cut are erased, the answer lists the rest): a small page of the manifest's own text, for a
-        reading curriculum that grows the page. A strip as wide as the page (e.g. [1536, 448] of a 1536 px
-        page) keeps whole lines, so long strings (names, addresses, descriptions) are read whole, where
-        a square cuts and erases most of them (benchmarks/read_task_field_exposure.py). None: the whole page.
+    crop: each image is a square of this many page pixels, or a [width, height] rectangle, cut from the
+        paper at a random place (the type keeps its size; strings the edge would cut are erased): a small
+        page of the manifest's own text, for a curriculum that grows the page (training stream only).
+        With task "read" the answer lists the strings the crop shows; with task "extract" it is the part
+        of the manifest the crop shows (`visible_target`: the fields whose values it shows, keys in the
+        manifest's order, and the product rows it shows with those cells). A strip as wide as the page
+        (e.g. [1536, 448] of a 1536 px page) keeps whole lines, so long strings (names, addresses,
+        descriptions) appear whole, where a square cuts and erases most of them
+        (benchmarks/read_task_field_exposure.py). None: the whole page.
     """
 
     seed: int = 0
@@ -110,9 +113,6 @@ class SynthConfig:
                                   f"{MIN_CROP}..{height}, got {self.crop!r}")
             if isinstance(self.crop, (list, tuple)):
                 object.__setattr__(self, "crop", sides)
-            if self.task != "read":
-                raise ConfigError("crop shows part of a page, so only the read task's answer can follow it; "
-                                  "set task: read")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be within 1..100, got {self.jpeg_quality}")
 

@@ -165,6 +165,30 @@ def crop_page(page: Page, side: int | tuple[int, int], rng: random.Random) -> tu
     return image, kept, (left, top, right, bottom)
 
 
+def visible_target(target: dict[str, Any], boxes: tuple[TextBox, ...] | list[TextBox]) -> dict[str, Any]:
+    """The part of a manifest's target that a crop shows: the extraction answer for that crop.
+
+    A field is in it when the crop shows its value's string (`boxes`: the strings wholly inside the
+    crop, from `crop_page`); a blank value, printed as nothing, is in it when its (empty) box is. Keys
+    keep the manifest's order. Product rows the crop shows are listed in order, each with the cells it
+    shows; `products` is left out when it shows none.
+    """
+    shown = {b.field for b in boxes if b.field}
+    part: dict[str, Any] = {}
+    for key, value in target.items():
+        if key == "products":
+            rows = []
+            for i, row in enumerate(value):
+                cells = {cell: text for cell, text in row.items() if f"products.{i}.{cell}" in shown}
+                if cells:
+                    rows.append(cells)
+            if rows:
+                part["products"] = rows
+        elif key in shown:
+            part[key] = value
+    return part
+
+
 def _photo(config: SynthConfig, split: str, index: int, doc: Document, page: Page, k: int) -> SynthSample:
     rng = random.Random(_seed_of(config.seed, split, index, "photo", k))
     image, paper, boxes = page.image, page.paper, page.boxes
@@ -172,7 +196,10 @@ def _photo(config: SynthConfig, split: str, index: int, doc: Document, page: Pag
         image, boxes, _ = crop_page(page, config.crop, rng)
         paper = (0, 0, image.width, image.height)
     shot = photograph(image, paper, page.tint, config.augment, rng)
-    target = doc.target if config.task == "extract" else {"lines": reading_lines(boxes)}
+    if config.task != "extract":
+        target: dict[str, Any] = {"lines": reading_lines(boxes)}
+    else:
+        target = doc.target if config.crop is None else visible_target(doc.target, boxes)
     return SynthSample(image=shot.image, target=target, doc_id=doc_id_of(config, split, index),
                        layout=page.layout, photo=k, boxes=boxes, matrix=shot.matrix, quad=shot.quad)
 
@@ -274,6 +301,9 @@ def generate_dataset(
     if config.task != "extract":
         raise ConfigError(f"task {config.task!r} is for the training stream (data.synth in a train config); "
                           "written datasets hold manifests (task 'extract')")
+    if config.crop is not None:
+        raise ConfigError("crop is for the training stream (data.synth in a train config): written datasets "
+                          "hold whole pages, whose answers are whole manifests")
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite to replace it")
 
