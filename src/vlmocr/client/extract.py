@@ -94,7 +94,7 @@ class ExtractConfig:
     pool_connections: int = 8
     #: With --offline: vLLM's `quantization` (e.g. fp8, weights quantized when loaded) and
     #: `kv_cache_dtype` (e.g. fp8), as `vlmocr serve --quantization/--kv-cache-dtype` set them for a
-    #: server, so an offline run can decode like a server started with them (e.g. `--preset h100-fp8`).
+    #: server, so an offline run can decode like a server started with them (e.g. `--preset qwen2.5-vl-3b-fp8`).
     #: A server's are set where it starts, so these are refused with --server.
     quantization: str | None = None
     kv_cache_dtype: str | None = None

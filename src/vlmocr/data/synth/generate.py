@@ -134,13 +134,17 @@ def reading_lines(boxes: tuple[TextBox, ...] | list[TextBox]) -> list[str]:
 CROP_TRIES = 8
 
 
-def crop_page(page: Page, side: int | tuple[int, int], rng: random.Random) -> tuple[Image, tuple[TextBox, ...], Box]:
+def crop_page(page: Page, side: int | tuple[int, int], rng: random.Random, *,
+              whole_fields: bool = False) -> tuple[Image, tuple[TextBox, ...], Box]:
     """A `side`-pixel square (or a (width, height) rectangle) of the page's paper, the strings wholly inside
     it (in its pixels) and where it is on the page.
 
     A string the crop's edge would cut is erased (filled with the brightest gray under its box, the
-    paper or the shading it sits on), so every string the image shows is one the answer lists.
+    paper or the shading it sits on), so every string the image shows is one the answer lists. With
+    `whole_fields` (the extraction answer, whose values are whole), a value printed over several lines
+    counts only when all its lines are inside: the lines of one the crop shows in part are erased too.
     """
+    printed = Counter(b.field for b in page.boxes if b.field) if whole_fields else Counter()
     width, height = side if isinstance(side, tuple) else (side, side)
     x0, y0, x1, y1 = page.paper
     if x1 - x0 < width or y1 - y0 < height:  # a paper smaller than the crop: anywhere on the page
@@ -150,6 +154,9 @@ def crop_page(page: Page, side: int | tuple[int, int], rng: random.Random) -> tu
         right, bottom = left + width, top + height
         inside = [b for b in page.boxes if left <= b.box[0] and top <= b.box[1] and b.box[2] <= right
                   and b.box[3] <= bottom]
+        if whole_fields:
+            shown = Counter(b.field for b in inside if b.field)
+            inside = [b for b in inside if not b.field or shown[b.field] == printed[b.field]]
         if any(b.field and b.text.strip() for b in inside):
             break
     image = page.image.crop((left, top, right, bottom))
@@ -168,8 +175,9 @@ def crop_page(page: Page, side: int | tuple[int, int], rng: random.Random) -> tu
 def visible_target(target: dict[str, Any], boxes: tuple[TextBox, ...] | list[TextBox]) -> dict[str, Any]:
     """The part of a manifest's target that a crop shows: the extraction answer for that crop.
 
-    A field is in it when the crop shows its value's string (`boxes`: the strings wholly inside the
-    crop, from `crop_page`); a blank value, printed as nothing, is in it when its (empty) box is. Keys
+    A field is in it when the crop shows its value (`boxes`: the strings the crop shows, from
+    `crop_page(..., whole_fields=True)`, which keeps a value printed over several lines only when it
+    shows all of them); a blank value, printed as nothing, is in it when its (empty) box is. Keys
     keep the manifest's order. Product rows the crop shows are listed in order, each with the cells it
     shows; `products` is left out when it shows none.
     """
@@ -193,7 +201,7 @@ def _photo(config: SynthConfig, split: str, index: int, doc: Document, page: Pag
     rng = random.Random(_seed_of(config.seed, split, index, "photo", k))
     image, paper, boxes = page.image, page.paper, page.boxes
     if config.crop is not None:
-        image, boxes, _ = crop_page(page, config.crop, rng)
+        image, boxes, _ = crop_page(page, config.crop, rng, whole_fields=config.task == "extract")
         paper = (0, 0, image.width, image.height)
     shot = photograph(image, paper, page.tint, config.augment, rng)
     if config.task != "extract":
