@@ -83,6 +83,20 @@ def test_other_model_arguments_pass_through(model: str | None, incomplete_overri
     assert resolve_model(model) == model  # even with a broken override: only `builtin` consults it
 
 
+def test_a_folder_named_builtin_is_named_in_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       no_override: None, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="vlmocr.models.builtin"):
+        assert resolve_model("builtin") == str(BUILTIN_DIR)
+    assert not caplog.records  # no such folder here: nothing to say
+    _complete_model(tmp_path / "builtin")
+    with caplog.at_level("WARNING", logger="vlmocr.models.builtin"):
+        assert resolve_model("builtin") == str(BUILTIN_DIR)  # the word still means the built-in model
+        assert resolve_model("./builtin") == "./builtin"  # and the folder is reached this way
+    assert len(caplog.records) == 1
+    assert "give it as ./builtin" in caplog.text and str(tmp_path / "builtin") in caplog.text
+
+
 def test_demo_starts_from_the_builtin_model(tmp_path: Path, no_override: None) -> None:
     from vlmocr.demo import DemoConfig, _base_model
 

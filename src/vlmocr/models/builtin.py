@@ -6,11 +6,13 @@ demo and `extract` work offline. `VLMOCR_BUILTIN_MODEL` points at another direct
 there; callers that can do without one (the demo) fall back to a freshly built random model.
 
 Commands that take a model accept the word `builtin` for it (`resolve_model`); a folder
-that happens to be called `builtin` is reached as `./builtin`.
+that happens to be called `builtin` is reached as `./builtin` (a warning says so when such a
+folder is in the working directory and the word was given).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -20,6 +22,8 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "assets" / "builtin"
 ENV_VAR = "VLMOCR_BUILTIN_MODEL"
 #: The word that names the built-in model wherever a model directory is taken.
 BUILTIN_NAME = "builtin"
+
+log = logging.getLogger(__name__)
 
 
 def _complete(path: Path) -> bool:
@@ -47,6 +51,9 @@ def resolve_model(model: str | None) -> str | None:
     """
     if not is_builtin_name(model):
         return model
+    if Path(BUILTIN_NAME).is_dir():
+        log.warning("'%s' names the built-in model; the folder %s in the working directory is not used "
+                    "(give it as ./%s)", BUILTIN_NAME, Path(BUILTIN_NAME).resolve(), BUILTIN_NAME)
     path = builtin_model_path()
     if path is not None:
         return str(path)
