@@ -75,7 +75,8 @@ def run_set(name: str, layouts: str, args: argparse.Namespace, work: Path) -> di
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
     _cli("data", "synth", "--out", str(data), "--test", str(args.n), "--seed", str(args.seed),
-         "--layouts", layouts, "--augment", args.augment, "--overwrite", log=logs / f"{name}-synth.log")
+         "--layouts", layouts, "--augment", args.augment, "--overwrite",
+         *(["--novel-names", str(args.novel_names)] if args.novel_names else []), log=logs / f"{name}-synth.log")
     pred = work / f"{name}-pred.jsonl"
     extract_args = ["extract", str(data / "test"), "--offline", args.model, "--out", str(pred),
                     "--overwrite", "--batch-size", str(args.batch_size)]
@@ -116,6 +117,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--seed", type=int, default=777)
     parser.add_argument("--augment", default="light")
+    parser.add_argument("--novel-names", type=float, default=0.0, help="share of test documents whose salesman and "
+                        "destination names are random letters (vlmocr data synth --novel-names): reading without a "
+                        "language prior to lean on")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=None, help="default: the model's contract")
     parser.add_argument("--kv-cache-dtype", default=None, help="vLLM's KV-cache dtype for extraction, e.g. fp8 "
@@ -146,7 +150,8 @@ def main() -> None:
         "model": {"path": args.model, "label": args.label,
                   "export_source": source},
         "config": {"n": args.n, "seed": args.seed, "augment": args.augment, "batch_size": args.batch_size,
-                   "max_tokens": args.max_tokens, "kv_cache_dtype": args.kv_cache_dtype, "method": "vlmocr data synth + vlmocr extract --offline + vlmocr eval"},
+                   "max_tokens": args.max_tokens, "kv_cache_dtype": args.kv_cache_dtype,
+                   "novel_names": args.novel_names, "method": "vlmocr data synth + vlmocr extract --offline + vlmocr eval"},
         "test_sets": records,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

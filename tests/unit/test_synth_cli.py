@@ -73,3 +73,20 @@ def test_curriculum_flags_reach_the_config_and_the_targets(tmp_path: Path) -> No
     assert check.exit_code == 0, check.output
     bad = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "y"), "--train", "1", "--type-scale", "9"])
     assert bad.exit_code == 2 and "type_scale" in bad.output
+
+
+def test_novel_names_flag_reaches_the_written_targets(tmp_path: Path) -> None:
+    out = tmp_path / "novel"
+    common = ["--train", "4", "--max-products", "1", "--augment", "none", "--workers", "1", "--seed", "3"]
+    assert runner.invoke(app, ["data", "synth", "--out", str(out), "--novel-names", "1", *common]).exit_code == 0
+    assert runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "plain"), *common]).exit_code == 0
+    assert json.loads((out / "synth.json").read_text())["config"]["novel_names"] == 1.0
+
+    def salesmen(folder: Path) -> list[str]:
+        lines = (folder / "train" / "annotations.jsonl").read_text().splitlines()
+        return [json.loads(json.loads(line)["suffix"])["salesman"] for line in lines]
+
+    novel, plain = salesmen(out), salesmen(tmp_path / "plain")
+    assert all(a != b and len(a) == len(b) for a, b in zip(novel, plain))
+    bad = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "z"), "--train", "1", "--novel-names", "2"])
+    assert bad.exit_code == 2 and "novel_names" in bad.output

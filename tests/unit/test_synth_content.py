@@ -91,6 +91,9 @@ def test_same_seed_same_document_other_seed_other_document() -> None:
         ({"max_filled": 12}, "max_filled"),
         ({"min_filled": 3, "max_filled": 2}, "min_filled"),
         ({"jpeg_quality": 0}, "jpeg_quality"),
+        ({"novel_names": 1.5}, "novel_names"),
+        ({"novel_names": -0.1}, "novel_names"),
+        ({"novel_names": True}, "novel_names"),
     ],
 )
 def test_config_rejects_bad_values_with_a_clear_message(kwargs: dict, message: str) -> None:
@@ -139,3 +142,52 @@ def test_checker_allows_blank_fields_but_not_blank_totals(targets: list[dict]) -
     target["total_cases"] = ""
     assert check_target(target) == ["total_cases must be a non-empty string",
                                      "total_cases or the cases column is not a number"]
+
+
+def test_novel_names_replace_the_name_letters_and_nothing_else() -> None:
+    from vlmocr.data.synth.generate import render_document
+
+    plain = SynthConfig(seed=5, max_products=2, augment="none")
+    novel = SynthConfig(seed=5, max_products=2, augment="none", novel_names=1.0)
+    faker_words = set()
+    for index in range(30):
+        whole, _ = render_document(plain, "train", index)
+        doc, page = render_document(novel, "train", index)
+        assert check_target(doc.target) == []
+        for name in FIELD_ORDER:  # every other field and row is the plain document's
+            if name not in ("salesman", "destination"):
+                assert doc.target[name] == whole.target[name], name
+        for name in ("salesman", "destination"):
+            old, new = whole.target[name], doc.target[name]
+            # Same shape: same length, digits and punctuation in place, letters' case kept.
+            assert len(new) == len(old)
+            assert [c for c in new if not c.isalpha()] == [c for c in old if not c.isalpha()]
+            assert all(a.isupper() == b.isupper() for a, b in zip(old, new) if a.isalpha())
+            faker_words |= set(old.split())
+        assert re.fullmatch(SHAPES["salesman"], doc.target["salesman"])
+        assert doc.target["salesman"] != whole.target["salesman"]
+        # The page shows the new values.
+        drawn = " ".join(box.text for box in page.boxes if box.field in ("salesman", "destination"))
+        assert doc.target["salesman"] in drawn
+    # Street suffixes, unit words and state codes stay; the names are not Faker's.
+    words = [w for i in range(30) for w in render_document(novel, "train", i)[0].target["salesman"].split()]
+    assert len(set(words) & faker_words) <= 1  # a short random word can happen to be a name
+
+
+def test_novel_names_share_and_default_documents_unchanged() -> None:
+    from vlmocr.data.synth.generate import render_document
+
+    plain = SynthConfig(seed=8, max_products=1, augment="none")
+    half = SynthConfig(seed=8, max_products=1, augment="none", novel_names=0.5)
+    changed = 0
+    for index in range(60):
+        a, page_a = render_document(plain, "valid", index)
+        b, page_b = render_document(half, "valid", index)
+        if a.target == b.target:
+            assert page_a.image.tobytes() == page_b.image.tobytes()  # the same page, pixel for pixel
+        else:
+            changed += 1
+    assert 18 <= changed <= 42  # about half
+    # The share is drawn per document, deterministically.
+    again = [render_document(half, "valid", i)[0].target["salesman"] for i in range(10)]
+    assert again == [render_document(half, "valid", i)[0].target["salesman"] for i in range(10)]

@@ -54,6 +54,7 @@ def synth(
     min_filled: int = typer.Option(None, "--min-filled", help=f"Fewest of the {N_FILLABLE} header/footer fields that are not totals with a value; the rest are printed blank. (default: {_D.min_filled})"),
     max_filled: int = typer.Option(None, "--max-filled", help=f"Most of those fields with a value (fewer values a page: an easier first stage of a curriculum). (default: {_D.max_filled})"),
     type_scale: float = typer.Option(None, "--type-scale", help="Type up to this many times the layouts' sizes where the page has room (1-4; larger text per visual token for a curriculum's first stage). (default: 1.0)"),
+    novel_names: float = typer.Option(None, "--novel-names", help="Share of documents (0-1) whose salesman and destination names are random letters of Faker's lengths: values a model can only read, not guess. (default: 0)"),
     jpeg_quality: int = typer.Option(None, "--jpeg-quality", help=f"JPEG quality of the written images. (default: {_D.jpeg_quality})"),
     workers: int = typer.Option(0, "--workers", help="Processes to render with (0 = one per CPU core)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
@@ -81,6 +82,7 @@ def synth(
         "max_filled": max_filled,
         "type_scale": type_scale,
         "jpeg_quality": jpeg_quality,
+        "novel_names": novel_names,
     }
     config = SynthConfig(**{k: v for k, v in given.items() if v is not None})
     processes = workers if workers > 0 else (os.cpu_count() or 1)

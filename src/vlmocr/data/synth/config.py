@@ -50,6 +50,9 @@ class SynthConfig:
         (e.g. [1536, 448] of a 1536 px page) keeps whole lines, so long strings (names, addresses,
         descriptions) appear whole, where a square cuts and erases most of them
         (benchmarks/read_task_field_exposure.py). None: the whole page.
+    novel_names: the share of documents (0-1) whose salesman and destination names are random
+        letters of the same lengths instead of Faker's names (`content.novel_names`): values no
+        language prior can complete, so a model trained on them must read every letter. 0: none.
     """
 
     seed: int = 0
@@ -65,6 +68,7 @@ class SynthConfig:
     jpeg_quality: int = 92
     task: str = "extract"
     crop: int | tuple[int, int] | None = None
+    novel_names: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -113,6 +117,9 @@ class SynthConfig:
                                   f"{MIN_CROP}..{height}, got {self.crop!r}")
             if isinstance(self.crop, (list, tuple)):
                 object.__setattr__(self, "crop", sides)
+        if isinstance(self.novel_names, bool) or not isinstance(self.novel_names, (int, float)) \
+                or not 0.0 <= self.novel_names <= 1.0:
+            raise ConfigError(f"novel_names must be a share within 0..1, got {self.novel_names!r}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be within 1..100, got {self.jpeg_quality}")
 

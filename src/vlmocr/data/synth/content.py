@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import random
+import re
+import string
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,6 +200,51 @@ def blank_fields(doc: Document, rng: random.Random, filled: int) -> Document:
     if not blank:
         return doc
     target = {key: "" if key in blank else value for key, value in doc.target.items()}
+    return dataclasses.replace(doc, target=target)
+
+
+#: Words of an address that say what kind of line it is, not whose: kept by `novel_names`.
+_ADDRESS_KEEP = frozenset({"Apt", "Suite", "Box", "Unit"})
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _street_suffixes() -> frozenset[str]:
+    from faker.providers.address.en_US import Provider
+
+    return frozenset(Provider.street_suffixes)
+
+
+def _novel_word(rng: random.Random, like: str) -> str:
+    """Letters drawn uniformly from A-Z, as long as `like` and in its case (Capitalized, UPPER, lower)."""
+    letters = "".join(rng.choice(string.ascii_lowercase) for _ in like)
+    if like.isupper():
+        return letters.upper()
+    return letters[0].upper() + letters[1:] if like[0].isupper() else letters
+
+
+def novel_names(doc: Document, rng: random.Random) -> Document:
+    """`doc` with the salesman's name and the destination's names made of random letters.
+
+    Faker's names and places come from lists a language model learns, so a model can write
+    "JAMES YOUNG" where the page says "JAMES YODER" after reading two letters. Here every
+    word of the salesman field, and every word of the destination except the house number, street
+    suffix, "Apt."/"Suite", state and ZIP code, is replaced by a word of the same length and case
+    whose letters are drawn uniformly: only reading gives them. Lengths are kept, so the page's
+    layout fits as before. Blank fields stay blank.
+    """
+    target = dict(doc.target)
+    keep = _ADDRESS_KEEP | _street_suffixes()
+
+    def address_word(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if word in keep or (word.isupper() and len(word) <= 4):  # states, PSC / USNS / FPO lines
+            return word
+        return _novel_word(rng, word)
+
+    if target.get("salesman"):
+        target["salesman"] = _WORD.sub(lambda m: _novel_word(rng, m.group(0)), target["salesman"])
+    if target.get("destination"):
+        target["destination"] = _WORD.sub(address_word, target["destination"])
     return dataclasses.replace(doc, target=target)
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from vlmocr.data.synth.augment import photograph
 from vlmocr.data.synth.canvas import Box, TextBox
 from vlmocr.data.synth.config import N_FILLABLE, SynthConfig
-from vlmocr.data.synth.content import Document, blank_fields, make_document
+from vlmocr.data.synth.content import Document, blank_fields, make_document, novel_names
 from vlmocr.data.synth.layouts import Page, render_page
 from vlmocr.errors import ConfigError
 from vlmocr.fileio import atomic_directory, atomic_write_json, provenance
@@ -100,6 +100,11 @@ def render_document(config: SynthConfig, split: str, index: int) -> tuple[Docume
     rng = random.Random(seed)
     layout = rng.choice(config.layout_names)
     doc = make_document(rng, rng.randint(config.min_products, config.max_products), seed % 2**32)
+    if config.novel_names > 0:
+        # Its own stream too: the share decides per document, and the rest of the page is unchanged.
+        novel = random.Random(_seed_of(config.seed, split, index, "novel"))
+        if novel.random() < config.novel_names:
+            doc = novel_names(doc, novel)
     if config.min_filled < N_FILLABLE:
         # Its own random stream, so that full documents (the default) stay what they always were.
         blanks = random.Random(_seed_of(config.seed, split, index, "blank"))
