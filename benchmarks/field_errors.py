@@ -6,7 +6,9 @@ plausible value of its own (a language-model guess):
 
 - exact share, mean character error rate (edit distance / gold length, capped at 1) over all values and
   over the wrong ones only, and the edit distances of the wrong ones in bins (1, 2, 3-5, 6+);
-- for values of several words (names, addresses): the share of gold words the answer has in place;
+- for values of several words (names, addresses): the share of gold words the answer has in place,
+  and the share whose first character it has in place (a model that reads only a word's start and
+  writes a likely word scores high on this and low on the words);
 - the commonest character substitutions (gold -> answer) over the field;
 - with two or more prediction files on the same gold: per field, the values only the later file has
   right (`fixed`) and only the earlier one (`broken`).
@@ -70,7 +72,7 @@ def field_errors(pairs: dict[str, tuple[Any, Any]], field: str, top: int = 15) -
     cer_all: list[float] = []
     cer_wrong: list[float] = []
     bins: Counter[str] = Counter()
-    words_total = words_kept = 0
+    words_total = words_kept = initials_kept = 0
     subs: Counter[str] = Counter()
     examples: list[dict[str, str | None]] = []
     for image in sorted(pairs):
@@ -89,6 +91,8 @@ def field_errors(pairs: dict[str, tuple[Any, Any]], field: str, top: int = 15) -
             answer_words = got.split()
             words_total += len(gold_words)
             words_kept += sum(1 for i, w in enumerate(gold_words) if i < len(answer_words) and answer_words[i] == w)
+            initials_kept += sum(1 for i, w in enumerate(gold_words)
+                                 if i < len(answer_words) and answer_words[i][:1] == w[:1])
         if distance == 0:
             exact += 1
             continue
@@ -108,6 +112,7 @@ def field_errors(pairs: dict[str, tuple[Any, Any]], field: str, top: int = 15) -
         "cer_mean_of_wrong": round(sum(cer_wrong) / wrong, 4) if wrong else None,
         "wrong_by_edit_distance": {label: bins.get(label, 0) for *_, label in BINS},
         "word_accuracy": round(words_kept / words_total, 4) if words_total else None,
+        "word_initial_accuracy": round(initials_kept / words_total, 4) if words_total else None,
         "top_substitutions": dict(subs.most_common(top)),
         "examples": examples,
     }
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             e = result["fields"][f][label]
             print(f"{f:14s} {label:12s} exact {e['exact']}  CER {e['cer_mean']}  "
                   f"CER of wrong {e['cer_mean_of_wrong']}  by distance {e['wrong_by_edit_distance']}  "
-                  f"words {e['word_accuracy']}")
+                  f"words {e['word_accuracy']}  initials {e['word_initial_accuracy']}")
     for pair, per_field in result.get("paired", {}).items():
         print(pair, per_field)
     return result

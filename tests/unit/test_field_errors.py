@@ -47,6 +47,8 @@ def test_profile_of_one_field(errors) -> None:
     assert profile["top_substitutions"]["K->N"] == 1
     # words in place: 2 + 1 (RAVEN) + 0 + 0 of 2 + 2 + 2 + 2
     assert profile["word_accuracy"] == pytest.approx(3 / 8, abs=1e-4)
+    # initials in place: RAVEN BURKE twice (4), ANNA/JOHN no, LEE/SMITH no, none for the missing answer
+    assert profile["word_initial_accuracy"] == pytest.approx(4 / 8, abs=1e-4)
     assert profile["cer_mean"] == pytest.approx((0 + 1 / 11 + 1.0 + 1.0) / 4, abs=1e-4)
 
 
