@@ -154,6 +154,26 @@ def test_summarize_rates_and_failure_breakdown():
     assert route.accuracy == 0.25 and route.precision == 0.5 and route.recall == 0.25
 
 
+def test_near_misses_count_wrong_values_a_character_or_two_off():
+    docs = []
+    for route, salesman in (("D452-SU-275", "RAVEN BURKE"),  # route right, one letter off
+                            ("D452-SV-275", "RAVEN BURNE"),  # both one character off
+                            ("D452-SU-2", "RACHEL BURNETT"),  # two characters short; a different name
+                            ("D452-SU-275", "")):  # blank: wrong, but no characters in common to speak of
+        doc = copy.deepcopy(SEED)
+        doc["route"], doc["salesman"] = route, salesman
+        docs.append(doc)
+    gold = copy.deepcopy(SEED)
+    gold["route"], gold["salesman"] = "D452-SU-275", "RAVEN BURKE"
+    summary = summarize([(doc, gold) for doc in docs])
+    fields = {f.path: f for f in summary.fields}
+    assert (fields["route"].wrong, fields["route"].near_misses) == (2, 2)
+    assert (fields["salesman"].wrong, fields["salesman"].near_misses) == (2, 1)
+    assert fields["salesman"].missing == 1  # the blank answer is missing, not near
+    assert fields["route"].to_dict()["near_misses"] == 2
+    assert all(f.near_misses == 0 for f in summary.fields if f.path not in ("route", "salesman"))
+
+
 def test_bootstrap_intervals_bracket_the_estimate():
     pairs = [(SEED if i % 3 else None, SEED) for i in range(30)]
     summary = summarize(pairs, bootstrap=300, seed=1)

@@ -186,10 +186,12 @@ def per_field_table(result: EvalResult) -> str:
 
     head = ("<tr><th>field</th><th class=num>accuracy</th><th></th><th class=num>similarity</th>"
             "<th class=num>F1</th><th class=num>correct</th><th class=num>wrong</th>"
-            "<th class=num>missing</th><th class=num>hallucinated</th></tr>")
+            "<th class=num title='wrong values within two character edits of the gold value'>of them "
+            "&le; 2 chars off</th><th class=num>missing</th><th class=num>hallucinated</th></tr>")
     rows = [f"<tr><td><code>{esc(f.path)}</code></td><td class=num>{pct(f.accuracy)}</td>"
             f"<td>{bar(f.accuracy)}</td><td class=num>{pct(f.similarity)}</td><td class=num>{pct(f.f1)}</td>"
-            f"<td class=num>{f.correct}</td><td class=num>{f.wrong}</td><td class=num>{f.missing}</td>"
+            f"<td class=num>{f.correct}</td><td class=num>{f.wrong}</td><td class=num>{f.near_misses}</td>"
+            f"<td class=num>{f.missing}</td>"
             f"<td class=num>{f.hallucinated}</td></tr>"
             for f in sorted(result.summary.fields, key=field_sort_key)]
     return "<table>" + head + "".join(rows) + "</table>"

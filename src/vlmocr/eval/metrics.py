@@ -14,6 +14,8 @@ prediction scores as an empty document):
   field_f1_macro: the mean of each document's F1.
 - ted_accuracy: the mean of Donut's nTED accuracy (`ted.ted_accuracy`).
 - field_accuracy: correct fields / all field slots (correct+wrong+missing+hallucinated).
+- per field, near_misses: the wrong values within NEAR_MISS_EDITS (2) character edits of gold, a
+  misread character or two; the other wrong values are a different value (a guess, a neighbour's).
 
 Values are normalized first (`NormalizeConfig`: NFC and whitespace by default). With
 `NormalizeConfig.none()` field_f1 and ted_accuracy equal Donut's evaluator exactly; the
@@ -197,6 +199,10 @@ def score_pair(
     )
 
 
+#: A wrong value this many character edits (insert, delete, replace) from gold, or fewer, is a near miss.
+NEAR_MISS_EDITS = 2
+
+
 @dataclass(frozen=True)
 class FieldSummary:
     """Aggregate of one generic field path over all documents."""
@@ -207,6 +213,9 @@ class FieldSummary:
     missing: int
     hallucinated: int
     similarity: float  # mean similarity over slots (0 for missing/hallucinated)
+    #: Wrong values at most NEAR_MISS_EDITS character edits from the gold value: a misread character
+    #: or two, where the rest of the wrong ones are another value (a guess, a neighbouring field).
+    near_misses: int = 0
 
     @property
     def total(self) -> int:
@@ -235,6 +244,7 @@ class FieldSummary:
         return {
             "path": self.path, "correct": self.correct, "wrong": self.wrong,
             "missing": self.missing, "hallucinated": self.hallucinated,
+            "near_misses": self.near_misses,
             "accuracy": round(self.accuracy, 6), "similarity": round(self.similarity, 6),
             "precision": round(self.precision, 6), "recall": round(self.recall, 6),
             "f1": round(self.f1, 6),
@@ -307,8 +317,11 @@ def summarize_scores(
     n = len(scores)
     tp = sum(s.f1_tp for s in scores)
     f1_den = sum(s.f1_pred + s.f1_gold for s in scores)
+    from rapidfuzz.distance import Levenshtein
+
     by_path: dict[str, list[float]] = {}
     status_by_path: dict[str, Counter[str]] = {}
+    near_by_path: Counter[str] = Counter()
     totals: Counter[str] = Counter()
     rows_gold = rows_pred = rows_matched = rows_exact = 0
     arith_checks = arith_ok = gold_checks = gold_ok = 0
@@ -317,6 +330,9 @@ def summarize_scores(
         for f in s.fields:
             by_path.setdefault(f.path, []).append(f.similarity)
             status_by_path.setdefault(f.path, Counter())[f.status] += 1
+            if f.status == "wrong" and f.pred is not None and f.gold is not None and \
+                    Levenshtein.distance(f.pred, f.gold, score_cutoff=NEAR_MISS_EDITS) <= NEAR_MISS_EDITS:
+                near_by_path[f.path] += 1
             totals[f.status] += 1
             failures[f"fields {f.status}" if s.json_valid else "fields lost to invalid JSON"] += 1
         for row in s.rows:
@@ -338,7 +354,7 @@ def summarize_scores(
             failures["error: " + s.error.split(":", 1)[0].strip()] += 1
     fields = tuple(
         FieldSummary(path, c[CORRECT], c["wrong"], c["missing"], c["hallucinated"],
-                     sum(by_path[path]) / len(by_path[path]))
+                     sum(by_path[path]) / len(by_path[path]), near_misses=near_by_path[path])
         for path, c in status_by_path.items()
     )
     slots = sum(totals[s] for s in STATUSES)

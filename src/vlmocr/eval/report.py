@@ -93,11 +93,13 @@ def render_markdown(result: EvalResult) -> str:
     lines += ["", "## Failure breakdown", "", "| outcome | count |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in s.failures.items()]
     lines += ["", "## Per field (worst first)", "",
-              "| field | accuracy | similarity | F1 | correct | wrong | missing | hallucinated |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| field | accuracy | similarity | F1 | correct | wrong | of them ≤ 2 chars off | missing | hallucinated |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for f in sorted(s.fields, key=field_sort_key):
         lines.append(f"| `{f.path}` | {pct(f.accuracy)} | {pct(f.similarity)} | {pct(f.f1)} | "
-                     f"{f.correct} | {f.wrong} | {f.missing} | {f.hallucinated} |")
+                     f"{f.correct} | {f.wrong} | {f.near_misses} | {f.missing} | {f.hallucinated} |")
+    lines += ["", ("(≤ 2 chars off: wrong values within two character edits of the gold value, a misread "
+                   "character or two; the other wrong values are a different value.)")]
     shown = result.images[: result.config.max_images]
     lines += ["", f"## Worst images ({len(shown)} of {len(result.images)})", "",
               "| image | nTED acc. | field F1 | error | wrong | missing | hallucinated |",
