@@ -217,8 +217,28 @@ GAUGES = {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_
           "kv_cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")}
 
 
+#: Metrics that are a share of one server's memory: over several servers their mean, not their sum.
+_SHARE_METRICS = frozenset(GAUGES["kv_cache_usage"])
+
+
 def scrape(root: str) -> dict[str, float]:
-    """vLLM's /metrics, summed over label sets (engines), histogram buckets left out."""
+    """vLLM's /metrics, summed over label sets (engines), histogram buckets left out.
+
+    `root` may list several servers separated by commas (`vlmocr serve --replicas N`): counts and gauges
+    are then summed over them and KV-cache usage averaged; {} when any of them does not answer, so a
+    sample never mixes some servers' counts with the others' missing."""
+    roots = [r for r in root.split(",") if r]
+    if len(roots) > 1:
+        parts = [scrape(r) for r in roots]
+        if not all(parts):
+            return {}
+        total: dict[str, float] = {}
+        for part in parts:
+            for name, value in part.items():
+                total[name] = total.get(name, 0.0) + value
+        for name in _SHARE_METRICS & total.keys():
+            total[name] /= len(parts)
+        return total
     import httpx
 
     try:
@@ -821,6 +841,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         "images": "vlmocr.data.synth 768x768 JPEG (quality 92), augment=light, distinct per point",
         "max_num_seqs": args.max_num_seqs, "gpu_memory_utilization": config.gpu_memory_utilization,
         "replicas": args.replicas,
+        # /metrics summed over every replica (files before this key: the first replica's only).
+        "metrics_all_replicas": True,
         "extra_args": list(extra_args), "compile_vision": args.compile_vision,
         "phases": sorted(phases), "budget_s": args.budget_s,
         "raw_client": "openai AsyncOpenAI, one process, original JPEG base64 (server resizes), no structured output",
@@ -873,7 +895,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                     if re.search(r"took|takes|finished in|seconds|init engine|KV cache|Maximum concurrency", line)][:60]
                 report.data["settings"]["server_argv"] = server.process.args[3:] if isinstance(
                     server.process.args, list) else None
-                root = server.servers[0].base_url.removesuffix("/v1")  # /metrics and py-spy: the first replica
+                # /metrics of every replica (summed; KV-cache usage averaged); py-spy: the first replica's engine.
+                root = ",".join(one.base_url.removesuffix("/v1") for one in server.servers)
                 report.save()
                 # Warm-up: every path once (schema compiled, connections, graphs).
                 warm = pool.take(2 * args.warmup)
@@ -1055,7 +1078,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-num-seqs", type=int, default=512, help="per server (each replica)")
     p.add_argument("--replicas", type=int, default=1, help="`vlmocr serve --replicas N`: N servers on the GPU, "
                    "each with 1/N of --gpu-memory-utilization; the clients spread the requests over them "
-                   "(engine metrics and py-spy: the first one)")
+                   "(engine metrics: all of them, summed; py-spy: the first one's engine)")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.85)
     p.add_argument("--extra-args", default="", help="more vLLM flags, e.g. '--max-num-batched-tokens 16384' "
                    "(split as a shell would: quote JSON values)")

@@ -68,8 +68,8 @@ def rows(results: Path) -> list[dict]:
         if not images or not run.get("images_per_s") or not run.get("server_prompt_tokens"):
             continue
         settings = calls[run.get("call", 0)].get("settings") or {}
-        if (settings.get("replicas") or 1) > 1:
-            continue  # the token counters are the first replica's only
+        if (settings.get("replicas") or 1) > 1 and not settings.get("metrics_all_replicas"):
+            continue  # files from before: the token counters are the first replica's only
         flags = settings.get("extra_args") or []
         prompt = run["server_prompt_tokens"] / images
         cached = (run.get("server_prefix_cache_hits") or 0.0) / images

@@ -191,3 +191,34 @@ def test_offline_point_takes_the_variants_fp8_flags(bench) -> None:
     args = bench.build_parser().parse_args(["offline", "--model", "m", "--images", "i", "--max-tokens", "9",
                                             "--out", "o", "--quantization", "fp8", "--kv-cache-dtype", "fp8"])
     assert (args.quantization, args.kv_cache_dtype) == ("fp8", "fp8")
+
+
+def test_metrics_of_replicas_are_summed_and_kv_usage_averaged(bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    pages = {
+        "http://a:8000": 'vllm:num_requests_running{engine="0"} 200\nvllm:kv_cache_usage_perc{engine="0"} 0.5\n'
+                         'vllm:request_queue_time_seconds_sum{engine="0"} 10\n'
+                         'vllm:request_queue_time_seconds_bucket{le="1"} 3\n',
+        "http://b:8001": 'vllm:num_requests_running{engine="0"} 56\nvllm:kv_cache_usage_perc{engine="0"} 0.25\n'
+                         'vllm:request_queue_time_seconds_sum{engine="0"} 4\n',
+    }
+
+    class Reply:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+    def get(url: str, timeout: float) -> Reply:
+        root = url.removesuffix("/metrics")
+        if root not in pages:
+            raise httpx.ConnectError("down")
+        return Reply(pages[root])
+
+    monkeypatch.setattr(httpx, "get", get)
+    one = bench.scrape("http://a:8000")
+    assert one["vllm:num_requests_running"] == 200 and "vllm:request_queue_time_seconds_bucket" not in one
+    both = bench.scrape("http://a:8000,http://b:8001")
+    assert both["vllm:num_requests_running"] == 256
+    assert both["vllm:request_queue_time_seconds_sum"] == 14
+    assert both["vllm:kv_cache_usage_perc"] == pytest.approx(0.375)
+    assert bench.scrape("http://a:8000,http://gone:9") == {}  # never half the servers' counts
