@@ -15,7 +15,12 @@ mean the image is not used for it. This is the cheapest check of where a from-sc
 on the way to reading, and it runs on a CPU in a few minutes.
 
     python benchmarks/probe_image_use.py MODEL [--n 32] [--layouts form,two_column,receipt,dense]
-        [--seed 777] [--out benchmarks/results/builtin_image_use_probe.json]
+        [--seed 777] [--set novel_names=1.0] [--first-apart] [--out benchmarks/results/builtin_image_use_probe.json]
+
+`--set KEY=VALUE` sets any other synth key of the test pages (e.g. `novel_names=1.0`: names of random
+letters, which no prior predicts, `vlmocr data synth --novel-names`). `--first-apart` reports each value's
+first token as `FIELD (first)`: a model that reads a name's first letter and guesses the rest gains on
+that token and little on the others.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ def main() -> None:
     parser.add_argument("--layouts", default="form,two_column,receipt,dense")
     parser.add_argument("--seed", type=int, default=777)
     parser.add_argument("--augment", default="light")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="another synth key of the test pages (YAML value), e.g. novel_names=1.0")
+    parser.add_argument("--first-apart", action="store_true", help="each value's first token as FIELD (first)")
+    parser.add_argument("--label", default=None, help="what the model is (recorded)")
     parser.add_argument("--out", type=Path, default=RESULTS / "builtin_image_use_probe.json")
     args = parser.parse_args()
 
@@ -54,11 +63,16 @@ def main() -> None:
     processor = AutoProcessor.from_pretrained(args.model)
     model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=torch.float32).eval()
     encoder = SampleEncoder(processor, contract.resolution, max_length=8192)
-    stream = from_synth({"seed": args.seed, "layouts": args.layouts.split(","), "augment": args.augment},
-                        "test", prompt=contract.prompt, target_format="compact")
+    import yaml
+
+    synth = {"seed": args.seed, "layouts": args.layouts.split(","), "augment": args.augment}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        synth[key] = yaml.safe_load(value)
+    stream = from_synth(synth, "test", prompt=contract.prompt, target_format="compact")
     samples = [stream.get(i) for i in range(args.n)]
     t0 = time.perf_counter()
-    summary, per_field = image_use(model, encoder, samples, device=torch.device("cpu"))
+    summary, per_field = image_use(model, encoder, samples, device=torch.device("cpu"), first_apart=args.first_apart)
     fields_out = {
         name: {"tokens": len(v["own"]), "loss_own_image": statistics.fmean(v["own"]),
                "loss_other_image": statistics.fmean(v["other"]),
@@ -69,10 +83,11 @@ def main() -> None:
         "name": "image_use_probe",
         "date": datetime.date.today().isoformat(),
         "model": str(args.model),
+        "label": args.label,
         "machine": cpu_machine(),
         "libraries": library_versions(),
-        "test_set": {"split": "test", "seed": args.seed, "layouts": args.layouts.split(","), "augment": args.augment,
-                     "n": len(samples)},
+        "test_set": {"split": "test", **synth, "n": len(samples)},
+        "first_apart": args.first_apart,
         "method": "answer-token cross-entropy with the document's own image vs the next document's image",
         "summary": summary,
         "fields": fields_out,

@@ -36,3 +36,14 @@ def test_value_spans_name_array_items_by_their_key() -> None:
     assert [(answer[s:e], key) for s, e, key in spans] == [
         ("ACME CORP", "lines"), ("Route #: 12", "lines"), ("7", "lines"), ("3", "n"), ("4", "n")]
     assert [key for _, _, key in value_spans('["a", 1]')] == ["", ""]
+
+
+def test_offset_fields_can_name_each_values_first_token_apart() -> None:
+    from vlmocr.train.image_use import offset_fields
+
+    answer = '{"salesman":"QXOTB MJEWS","dock":"D12"}'
+    q, d = answer.index("QXOTB"), answer.index("D12")
+    offsets = [(0, 12), (q, q + 3), (q + 3, q + 9), (q + 9, q + 12), (d, d + 3), (d + 3, d + 5)]  # WS" spans the end
+    assert offset_fields(offsets, answer) == ["structure", "salesman", "salesman", "salesman", "dock", "structure"]
+    assert offset_fields(offsets, answer, first_apart=True) == [
+        "structure", "salesman (first)", "salesman", "salesman", "dock (first)", "structure"]

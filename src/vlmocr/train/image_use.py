@@ -48,19 +48,39 @@ def value_spans(answer: str) -> list[tuple[int, int, str]]:
     return spans
 
 
+def _span_at(start: int, end: int, spans: list[tuple[int, int, str]]) -> int | None:
+    """The index of the first value span the characters [start, end) overlap, else None."""
+    return next((i for i, (s, e, _) in enumerate(spans) if start < e and end > s), None)
+
+
 def field_of(start: int, end: int, spans: list[tuple[int, int, str]]) -> str:
     """The key whose value the characters [start, end) overlap, else `structure`."""
-    for s, e, key in spans:
-        if start < e and end > s:
-            return key
-    return STRUCTURE
+    at = _span_at(start, end, spans)
+    return STRUCTURE if at is None else spans[at][2]
 
 
-def token_fields(tokenizer: Any, answer: str) -> list[str]:
+def offset_fields(offsets: list[tuple[int, int]], answer: str, *, first_apart: bool = False) -> list[str]:
+    """The field of each (start, end) token of `answer`. With `first_apart`, a value's first token is
+    named `FIELD (first)`: how much of a value the image gives after its first characters (a model
+    that reads a name's first letter and guesses the rest gains on that token only)."""
+    spans = value_spans(answer)
+    out: list[str] = []
+    started: set[int] = set()
+    for s, e in offsets:
+        at = _span_at(s, e, spans)
+        if at is None:
+            out.append(STRUCTURE)
+            continue
+        key = spans[at][2]
+        out.append(f"{key} (first)" if first_apart and at not in started else key)
+        started.add(at)
+    return out
+
+
+def token_fields(tokenizer: Any, answer: str, *, first_apart: bool = False) -> list[str]:
     """The field of each answer token as training encodes it (the answer's tokens, then `<|im_end|>`)."""
     offsets = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    spans = value_spans(answer)
-    return [field_of(s, e, spans) for s, e in offsets] + [STRUCTURE]
+    return [*offset_fields(offsets, answer, first_apart=first_apart), STRUCTURE]
 
 
 def answer_token_losses(model: Any, feature: dict[str, Any], pad_id: int, *, device: Any,
@@ -84,10 +104,11 @@ def answer_token_losses(model: Any, feature: dict[str, Any], pad_id: int, *, dev
 
 
 def image_use(model: Any, encoder: Any, samples: list[TrainSample], *, device: Any,
-              autocast: Any = None) -> tuple[dict[str, float], dict[str, dict[str, list[float]]]]:
+              autocast: Any = None, first_apart: bool = False) -> tuple[dict[str, float], dict[str, dict[str, list[float]]]]:
     """Summary metrics and per-field token losses ({field: {"own": [...], "other": [...]}}).
 
     Needs at least two samples; sample i is also scored with the image of sample i + 1.
+    `first_apart`: each value's first token under `FIELD (first)` (`offset_fields`).
     """
     if len(samples) < 2:
         return {}, {}
@@ -103,7 +124,7 @@ def image_use(model: Any, encoder: Any, samples: list[TrainSample], *, device: A
             swapped = answer_token_losses(model, encoder.encode(replace(sample, image=other.image)),
                                           encoder.pad_id, device=device, autocast=autocast,
                                           finish=encoder.model_inputs)
-            fields = token_fields(encoder.processor.tokenizer, sample.answer)
+            fields = token_fields(encoder.processor.tokenizer, sample.answer, first_apart=first_apart)
             if len(fields) != len(own):  # offsets that do not match the ids: count it, but not as values
                 log.warning("%s: %d token offsets for %d answer tokens; not split into values",
                             sample.source, len(fields), len(own))
