@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from vlmocr.eval.align import CORRECT, STATUSES, FieldResult, RowMatch, align_fields, leaf_text
+from vlmocr.eval.align import CORRECT, STATUSES, WRONG, FieldResult, RowMatch, align_fields, leaf_text
 from vlmocr.eval.normalize import (
     NormalizeConfig,
     canonical_number,
     donut_flatten,
     donut_normalize,
+    levenshtein,
     normalize_values,
 )
 from vlmocr.eval.ted import gold_size, tree_edit_distance
@@ -317,8 +318,6 @@ def summarize_scores(
     n = len(scores)
     tp = sum(s.f1_tp for s in scores)
     f1_den = sum(s.f1_pred + s.f1_gold for s in scores)
-    from rapidfuzz.distance import Levenshtein
-
     by_path: dict[str, list[float]] = {}
     status_by_path: dict[str, Counter[str]] = {}
     near_by_path: Counter[str] = Counter()
@@ -330,8 +329,8 @@ def summarize_scores(
         for f in s.fields:
             by_path.setdefault(f.path, []).append(f.similarity)
             status_by_path.setdefault(f.path, Counter())[f.status] += 1
-            if f.status == "wrong" and f.pred is not None and f.gold is not None and \
-                    Levenshtein.distance(f.pred, f.gold, score_cutoff=NEAR_MISS_EDITS) <= NEAR_MISS_EDITS:
+            if f.status == WRONG and f.pred is not None and f.gold is not None and \
+                    levenshtein(f.pred, f.gold) <= NEAR_MISS_EDITS:
                 near_by_path[f.path] += 1
             totals[f.status] += 1
             failures[f"fields {f.status}" if s.json_valid else "fields lost to invalid JSON"] += 1
