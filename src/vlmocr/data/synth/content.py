@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import random
 import re
 import string
@@ -208,10 +209,12 @@ _ADDRESS_KEEP = frozenset({"Apt", "Suite", "Box", "Unit"})
 _WORD = re.compile(r"[A-Za-z]+")
 
 
-def _street_suffixes() -> frozenset[str]:
+@functools.cache
+def _address_keep() -> frozenset[str]:
+    """_ADDRESS_KEEP and Faker's street suffixes (`Road`, `Inlet`...), built once a process."""
     from faker.providers.address.en_US import Provider
 
-    return frozenset(Provider.street_suffixes)
+    return _ADDRESS_KEEP | frozenset(Provider.street_suffixes)
 
 
 def _novel_word(rng: random.Random, like: str) -> str:
@@ -233,7 +236,7 @@ def novel_names(doc: Document, rng: random.Random) -> Document:
     layout fits as before. Blank fields stay blank.
     """
     target = dict(doc.target)
-    keep = _ADDRESS_KEEP | _street_suffixes()
+    keep = _address_keep()
 
     def address_word(match: re.Match[str]) -> str:
         word = match.group(0)
