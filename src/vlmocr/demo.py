@@ -47,6 +47,8 @@ class DemoConfig:
     random_base_max_tokens: int = 256
     learning_rate: float = 5e-4
     lora_r: int = 16
+    #: The fine-tune's precision (`auto`: bf16 on a GPU or a CPU with bf16 in hardware, else fp32).
+    precision: str = "auto"
     concurrency: int = 4
     max_tokens: int | None = None
     seed: int = 0
@@ -192,7 +194,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
         optim=OptimConfig(learning_rate=config.learning_rate, warmup_ratio=0.1),
         eval=EvalConfig(every_steps=0, n_samples=min(2, config.valid_images)),
         checkpoint=CheckpointConfig(every_steps=0), batch_size=config.batch_size, max_steps=config.steps,
-        seed=config.seed, log_every=max(1, config.steps // 10),
+        seed=config.seed, log_every=max(1, config.steps // 10), precision=config.precision,
     )
     from vlmocr.train.trainer import train
 

@@ -41,6 +41,8 @@ def config(model: Path, out: Path, **overrides: Any) -> Any:
         "model": str(model), "out": str(out), "batch_size": 2, "max_steps": 4, "log_every": 1,
         "prompt": SHORT_PROMPT, "data.synth": {"size": [320, 320], "augment": "none", "max_products": 1},
         "eval.n_samples": 0, "checkpoint.every_steps": 0, "optim.learning_rate": 5e-3,
+        # Exact-math comparisons below; `auto` would pick bf16 on a CPU with bf16 in hardware.
+        "precision": "fp32",
     }
     base.update(overrides)
     return load_config(None, base)
@@ -159,6 +161,45 @@ def test_preflight_fails_with_the_numbers_before_writing(tiny_model: Path, tmp_p
     assert "image 64 (the largest image the resolution contract allows)" in message
     assert "prompt" in message and "answer" in message and "truncated" in message
     assert not run.exists()
+
+
+def test_precision_auto_on_cpu_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from vlmocr.train import modeling
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(modeling, "cpu_has_native_bf16", lambda: True)
+    assert modeling.resolve_precision("auto", cpu) == (torch.bfloat16, torch.bfloat16)
+    monkeypatch.setattr(modeling, "cpu_has_native_bf16", lambda: False)
+    assert modeling.resolve_precision("auto", cpu) == (None, torch.float32)
+    assert modeling.resolve_precision("bf16", cpu) == (torch.bfloat16, torch.bfloat16)  # asked for: allowed
+    with pytest.raises(ConfigError, match="fp16 is not supported"):
+        modeling.resolve_precision("fp16", cpu)
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_bf16_on_cpu_trains_like_fp32_and_saves_fp32(tiny_model: Path, tmp_path: Path, method: str) -> None:
+    """bf16 autocast on CPU: the same data gives losses within bf16 rounding of fp32's; what trains
+    (LoRA adapters, or the full model's master weights) stays fp32 and is saved as fp32."""
+    from safetensors import safe_open
+
+    from vlmocr.train.trainer import train
+
+    runs = {p: tmp_path / p for p in ("fp32", "bf16")}
+    for precision, run in runs.items():
+        result = train(config(tiny_model, run, method=method, max_steps=3, precision=precision,
+                              **{"lora.dropout": 0.0, "optim.learning_rate": 1e-3}))
+        assert result.stopped == "completed" and result.steps == 3
+    fp32, bf16 = losses(runs["fp32"]), losses(runs["bf16"])
+    assert sorted(bf16) == [1, 2, 3]
+    for step in (1, 2, 3):
+        assert math.isclose(fp32[step], bf16[step], rel_tol=0.03), (step, fp32[step], bf16[step])
+    assert any(fp32[s] != bf16[s] for s in (1, 2, 3))  # it did run in bf16
+    name = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+    with safe_open(runs["bf16"] / "final" / name, "pt") as fh:
+        dtypes = {fh.get_slice(k).get_dtype() for k in fh.keys()}
+    assert dtypes == {"F32"}, dtypes
 
 
 def test_qlora_without_cuda_is_a_clear_error(tiny_model: Path, tmp_path: Path) -> None:

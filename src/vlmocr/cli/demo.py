@@ -29,6 +29,8 @@ def demo_command(
     train_images: int = typer.Option(None, "--train-images", help="Training images to synthesize."),
     test_images: int = typer.Option(None, "--test-images", help="Test images to synthesize."),
     steps: int = typer.Option(None, "--steps", help="LoRA optimizer steps."),
+    precision: str = typer.Option(None, "--precision", help="Fine-tune precision: auto (bf16 on a GPU or a CPU "
+                                  "with bf16 in hardware, else fp32), bf16 or fp32."),
     quick: bool = typer.Option(False, "--quick", help="The smallest loop (tiny model, a few images and steps)."),
     overwrite: bool = typer.Option(True, "--overwrite/--keep", help="Replace an existing run folder."),
 ) -> None:
@@ -36,7 +38,7 @@ def demo_command(
     from vlmocr.demo import DemoConfig, StageEvent, run_demo
 
     changes = {k: v for k, v in dict(base=base, train_images=train_images, test_images=test_images,
-                                     steps=steps, overwrite=overwrite).items() if v is not None}
+                                     steps=steps, precision=precision, overwrite=overwrite).items() if v is not None}
     if layout:
         changes["layouts"] = tuple(layout)
     config = DemoConfig.quick(out_dir, **changes) if quick else DemoConfig(out=out_dir, size=size, **changes)

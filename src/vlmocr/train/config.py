@@ -138,7 +138,7 @@ class TrainConfig:
     epochs: float = 3.0  # used when max_steps is None
     max_length: int = 4096  # image tokens + prompt + answer; longer samples fail pre-flight
     seed: int = 0
-    precision: str = "auto"  # auto: bf16 on a CUDA GPU that has it, else fp32
+    precision: str = "auto"  # auto: bf16 on a CUDA GPU / a CPU that has it in hardware, else fp32
     freeze_vision: bool | None = None  # None: frozen for lora/qlora, trained for full
     gradient_checkpointing: bool = False  # language-model blocks only, non-reentrant
     checkpoint_every: int = 1  # with gradient_checkpointing: recompute every k-th block (2: half the blocks)
