@@ -200,6 +200,9 @@ def test_bf16_on_cpu_trains_like_fp32_and_saves_fp32(tiny_model: Path, tmp_path:
     with safe_open(runs["bf16"] / "final" / name, "pt") as fh:
         dtypes = {fh.get_slice(k).get_dtype() for k in fh.keys()}
     assert dtypes == {"F32"}, dtypes
+    for precision, run in runs.items():  # what the run computed in is on record
+        computed = json.loads((run / "provenance.json").read_text())["precision"]
+        assert computed == ("fp32" if precision == "fp32" else "bfloat16 autocast"), computed
 
 
 def test_qlora_without_cuda_is_a_clear_error(tiny_model: Path, tmp_path: Path) -> None:

@@ -95,6 +95,11 @@ def resolve_precision(precision: str, device: Any) -> tuple[Any, Any]:
     return torch.bfloat16, torch.bfloat16
 
 
+def precision_name(autocast: Any) -> str:
+    """What a run computes in, for logs and provenance: "bf16 autocast" or "fp32"."""
+    return "fp32" if autocast is None else f"{str(autocast).removeprefix('torch.')} autocast"
+
+
 def language_model_of(model: Any) -> tuple[str, Any]:
     """(qualified name, module) of the text decoder inside a Qwen2.5-VL model."""
     for name, module in model.named_modules():
@@ -295,8 +300,8 @@ def load_for_training(config: Any, processor: Any, resolution: Resolution, *, de
         compile_blocks(lm.layers, automatic=config.compile is None)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    log.info("%s on %s: %d of %d parameters train (%s); vision attention %s", config.method, device, trainable,
-             total, prefix, vision_path)
+    log.info("%s on %s: %d of %d parameters train (%s); %s; vision attention %s", config.method, device,
+             trainable, total, prefix, precision_name(autocast), vision_path)
     return LoadedModel(model, processor, resolution, device, autocast, trainable, total, target, vision_path, liger,
                        compile_)
 

@@ -48,6 +48,7 @@ from vlmocr.train.modeling import (
     load_for_training,
     load_processor,
     make_loss_model,
+    precision_name,
     resolve_device,
 )
 from vlmocr.train.report import MetricsLog, plot_loss
@@ -235,6 +236,7 @@ class _Trainer:
             atomic_write_text(run / "config.yaml", dump_config(cfg))
             atomic_write_json(run / "provenance.json", {**provenance(), "world_size": self.dist.world_size,
                                                         "vision_attention": loaded.vision_attention,
+                                                        "precision": precision_name(loaded.autocast_dtype),
                                                         "liger": loaded.liger,
                                                         "compile": loaded.compile})
             save_contract(run, contract)
@@ -279,7 +281,7 @@ class _Trainer:
         self.emit(TrainEvent("start", state.step, total, message=(
             f"{cfg.method}: {loaded.trainable_parameters:,} of {loaded.total_parameters:,} parameters train; "
             f"{'endless stream' if data.train.size is None else f'{len(data.train)} samples'}; "
-            f"longest sample {report.max_total} tokens")))
+            f"longest sample {report.max_total} tokens; {precision_name(loaded.autocast_dtype)}")))
 
         def evaluate() -> EvalResult | None:
             result = None
