@@ -1,7 +1,8 @@
 """The shipped built-in model reads: `vlmocr extract --offline builtin` through real vLLM (CPU build).
 
 Eight fresh synthetic manifests of the layouts it trained on (the project's own generator, test
-split, a seed of its own), extracted the way a user would, scored with the project's evaluator.
+split, a seed of its own), extracted the way a user would, scored with the project's evaluator;
+two of them again as the pages of a PDF, in the same run.
 It scores JSON valid 1.000 / field F1 0.920 on 200 such images
 (`benchmarks/results/builtin_cpu_run33.json`); random weights score ≈ 0. About two minutes on 2 cores.
 """
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(900)]
 pytest.importorskip("vllm")
@@ -44,15 +46,39 @@ def test_offline_extract_with_the_builtin_model_reads_manifests(tmp_path: Path) 
     assert synth.returncode == 0, synth.stderr
     assert len(list((data / "test").glob("*.jpg"))) == N_IMAGES
 
+    # Two of the pages again as a PDF, 768 px at 300 dpi: `--pdf-dpi 300` (the default) draws them at the
+    # size of the images themselves, so the model reads them at its trained scale.
+    jpegs = sorted((data / "test").glob("*.jpg"))[:2]
+    pages = [Image.open(path).convert("RGB") for path in jpegs]
+    pdf = tmp_path / "scans" / "two pages.pdf"
+    pdf.parent.mkdir()
+    pages[0].save(pdf, save_all=True, append_images=pages[1:], resolution=300)
+
     pred = tmp_path / "pred.jsonl"
-    extract = subprocess.run([*CLI, "extract", str(data / "test"), "--offline", "builtin", "--out", str(pred)],
+    extract = subprocess.run([*CLI, "extract", str(data / "test"), str(pdf), "--offline", "builtin", "--out", str(pred)],
                              check=False, capture_output=True, text=True, env=env, timeout=600)
     assert extract.returncode == 0, extract.stdout[-3000:] + extract.stderr[-3000:]
     rows = [json.loads(line) for line in pred.read_text().splitlines()]
-    assert len(rows) == N_IMAGES
+    assert len(rows) == N_IMAGES + 2
+    image_rows = [r for r in rows if ".pdf#page=" not in r["file"]]
+    pdf_rows = sorted((r for r in rows if ".pdf#page=" in r["file"]), key=lambda r: r["file"])
+    assert [r["file"] for r in pdf_rows] == [f"{pdf}#page=1", f"{pdf}#page=2"]
+    images_pred = tmp_path / "pred-images.jsonl"
+    images_pred.write_text("".join(json.dumps(r) + "\n" for r in image_rows))
 
-    result = evaluate(pred, data, tmp_path / "eval", EvalConfig(overwrite=True))
+    result = evaluate(images_pred, data, tmp_path / "eval", EvalConfig(overwrite=True))
     summary = result.summary
     assert summary.n == N_IMAGES
     assert summary.json_valid >= 0.9, summary
     assert summary.field_f1 >= 0.6, summary
+
+    # The PDF's pages: the same number of prompt tokens as their images (the same visual tokens), and
+    # they read as well, scored against the gold of the images they were made from.
+    tokens = {Path(r["file"]).name: r["prompt_tokens"] for r in image_rows}
+    assert [r["prompt_tokens"] for r in pdf_rows] == [tokens[path.name] for path in jpegs]
+    pdf_pred = tmp_path / "pred-pdf.jsonl"
+    pdf_pred.write_text("".join(json.dumps({**r, "file": str(path)}) + "\n" for r, path in zip(pdf_rows, jpegs)))
+    scored = [i.score for i in evaluate(pdf_pred, data, None, EvalConfig()).images if i.prediction is not None]
+    assert len(scored) == 2
+    assert all(score.json_valid for score in scored)
+    assert sum(score.field_f1 for score in scored) / 2 >= 0.6, scored

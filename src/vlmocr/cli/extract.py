@@ -1,4 +1,4 @@
-"""`vlmocr extract IMAGES_OR_DIRS...`: images → predictions.jsonl (server or --offline)."""
+"""`vlmocr extract IMAGES_PDFS_OR_DIRS...`: images and PDF pages → predictions.jsonl (server or --offline)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def _ladder(text: str | None) -> tuple[float, ...]:
 
 @handle_errors
 def extract(
-    images: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
+    images: list[Path] = typer.Argument(..., help="Image files, PDFs (every page; doc.pdf#page=N for one) and/or "
+                                        "folders of them."),
     server: list[str] = typer.Option(None, "--server", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; "
                                      "repeat it (or separate URLs by commas) to spread the work over several servers."),
     offline: str = typer.Option(None, "--offline", help="Model folder, or `builtin` (the shipped built-in model): "
@@ -71,7 +72,9 @@ def extract(
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for one answer."),
     allow_fenced: bool = typer.Option(False, "--allow-fenced", help="Accept JSON wrapped in a ``` code fence (marked fenced)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the output file afresh instead of resuming."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images in subfolders too."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images and PDFs in subfolders too."),
+    pdf_dpi: float = typer.Option(300.0, "--pdf-dpi", help="PDF pages get the size a scan at this resolution would "
+                                  "(then fitted to the model's pixel contract)."),
     image_format: str = typer.Option("JPEG", "--image-format", help="Encoding of resized images: JPEG or PNG."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per batch with --offline."),
     quantization: str = typer.Option(None, "--quantization", help="With --offline: vLLM's --quantization, e.g. fp8 "
@@ -79,7 +82,7 @@ def extract(
     kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="With --offline: vLLM's --kv-cache-dtype, "
                                        "e.g. fp8, as `vlmocr serve --kv-cache-dtype` sets it."),
 ) -> None:
-    """Extract JSON from document images with schema-constrained output, retries and resume."""
+    """Extract JSON from document images and PDF pages with schema-constrained output, retries and resume."""
     from vlmocr.client.extract import ExtractConfig
     from vlmocr.client.extract import extract as run_extract
     from vlmocr.errors import ConfigError
@@ -99,7 +102,7 @@ def extract(
         max_retries=retries, timeout_s=timeout, allow_fenced=allow_fenced,
         mode="overwrite" if overwrite else "resume", recursive=recursive,
         image_format=image_format.upper(),  # type: ignore[arg-type]
-        batch_size=batch_size, quantization=quantization, kv_cache_dtype=kv_cache_dtype,
+        batch_size=batch_size, quantization=quantization, kv_cache_dtype=kv_cache_dtype, pdf_dpi=pdf_dpi,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:

@@ -3,8 +3,9 @@
 Works against any server that speaks the OpenAI chat API with image parts (vLLM, Ollama ≥
 0.7, hosted APIs). What it does, in order:
 
-1. Expand folders into image files; read what an earlier run left in the output file
-   and skip images that already have a final row (see `output.py`).
+1. Expand folders into image files and PDFs into their pages (`doc.pdf#page=N`, `vlmocr.pdf`);
+   read what an earlier run left in the output file and skip inputs that already have a final
+   row (see `output.py`).
 2. Ask the server for its models (`/v1/models`): the model name when `--model` is not
    given, and the model folder (`root`) whose `vlmocr.json` holds the prompt, resolution
    and schema contracts when the server runs on this machine. `contract_dir` overrides
@@ -83,6 +84,8 @@ class ExtractConfig:
     image_format: Literal["JPEG", "PNG"] = "JPEG"
     jpeg_quality: int = 95
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    #: PDF pages are sized as a scan at this resolution would be (then fitted to the contract).
+    pdf_dpi: float = 300.0
     batch_size: int = 64
     #: Extra sampling parameters for every request, e.g. ``{"ignore_eos": True, "min_tokens": 450}``
     #: to force the output length in benchmarks: merged into each chat request's JSON body
@@ -112,6 +115,8 @@ class ExtractConfig:
             raise ConfigError(f"image format must be JPEG or PNG, got {self.image_format!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
+        if not self.pdf_dpi > 0:
+            raise ConfigError(f"--pdf-dpi must be positive, got {self.pdf_dpi}")
         if self.pool_connections < 1:
             raise ConfigError(f"pool_connections must be positive, got {self.pool_connections}")
         if self.server is not None and not self.servers:
@@ -397,6 +402,7 @@ async def _extract_server(
                         url = await asyncio.to_thread(
                             prepare_image, path, job.resolution, fmt=config.image_format,
                             quality=config.jpeg_quality, max_image_pixels=config.max_image_pixels,
+                            pdf_dpi=config.pdf_dpi,
                         )
                     except ImageError as exc:
                         prediction = Prediction(file=str(path), error=f"image_error: {exc}")

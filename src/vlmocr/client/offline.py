@@ -24,9 +24,9 @@ from typing import Any
 from vlmocr._deps import require
 from vlmocr.client.answers import SchemaChecker, parse_answer
 from vlmocr.client.extract import ExtractConfig, ExtractResult, Job, Progress, plan, resolve_job
+from vlmocr.client.inputs import load_for_model
 from vlmocr.client.output import PredictionWriter
 from vlmocr.errors import ConfigError, ImageError
-from vlmocr.images import open_image, resize_for_model
 from vlmocr.records import Prediction
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def _sampling(job: Job, schema: dict[str, Any] | None, temperature: float, extra
 
 
 def _load(path: Path, job: Job, config: ExtractConfig) -> Any:
-    return resize_for_model(open_image(path, max_image_pixels=config.max_image_pixels), job.resolution)
+    return load_for_model(path, job.resolution, max_image_pixels=config.max_image_pixels, pdf_dpi=config.pdf_dpi)
 
 
 def run_batch(

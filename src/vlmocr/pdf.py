@@ -1,0 +1,120 @@
+"""PDF pages as extraction inputs, rendered at the model's pixel budget.
+
+A page is named the way PDF viewers open one (RFC 8118, "PDF open parameters"):
+``invoice.pdf#page=2``, 1-based. That name is the page's identity in predictions.jsonl and the CSV,
+so a rerun resumes page by page like it does image by image.
+
+Rendering uses PDFium (`pypdfium2`). A page gets the size the resolution contract gives a scan of it (300 dpi
+unless told) (the `smart_resize` arithmetic images go through): it is drawn at the scale that just covers
+that size, then resized to it exactly. So vector text is drawn sharp at the model's resolution, and
+no page is drawn at full scan size only to be shrunk.
+PDFium may not be called from two threads at once, so rendering holds one lock per process.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vlmocr._deps import require
+from vlmocr.errors import ImageError
+from vlmocr.images import DEFAULT_MAX_IMAGE_PIXELS, Resolution, smart_resize
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+PDF_SUFFIX = ".pdf"
+_PAGE_REF = re.compile(r"^(?P<pdf>.+\.pdf)#page=(?P<page>[0-9]+)$", re.IGNORECASE)
+_LOCK = threading.Lock()
+#: By default a page gets the size a scan of it at this resolution would get (a letter page: 2550x3300
+#: px, which the default contract shrinks to its 1,003,520-pixel budget, 868x1120). A model trained at
+#: one scale (the built-in model reads 768 px pages) wants the dpi that gives its pages that size.
+SCAN_DPI = 300
+
+
+def _pdfium() -> Any:
+    return require("pypdfium2", extra="pdf", purpose="reading PDF files", package="pypdfium2")
+
+
+def page_ref(pdf: Path, page: int) -> Path:
+    """The input name of a PDF's page (1-based): ``doc.pdf#page=3``."""
+    return Path(f"{pdf}#page={page}")
+
+
+def parse_page_ref(path: str | Path) -> tuple[Path, int] | None:
+    """(the PDF, its 1-based page) for a page name, else None."""
+    match = _PAGE_REF.match(str(path))
+    if match is None or int(match["page"]) < 1:
+        return None
+    return Path(match["pdf"]), int(match["page"])
+
+
+def is_pdf(path: str | Path) -> bool:
+    return str(path).lower().endswith(PDF_SUFFIX)
+
+
+def _open(pdf: Path) -> Any:
+    pdfium = _pdfium()
+    if not pdf.is_file():
+        raise ImageError(f"{pdf}: file not found")
+    try:
+        return pdfium.PdfDocument(str(pdf))
+    except pdfium.PdfiumError as exc:
+        reason = "encrypted (a password is needed)" if "password" in str(exc).lower() else f"not a readable PDF ({exc})"
+        raise ImageError(f"{pdf}: {reason}") from exc
+
+
+def count_pages(pdf: Path) -> int:
+    """Number of pages; ImageError for a file PDFium cannot open."""
+    with _LOCK:
+        document = _open(pdf)
+        try:
+            return len(document)
+        finally:
+            document.close()
+
+
+def render_page(
+    pdf: Path, page: int, resolution: Resolution, *, dpi: float = SCAN_DPI,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+) -> Image:
+    """Page `page` (1-based) of `pdf` as an RGB image of exactly the model size of a `dpi` scan of it."""
+    from PIL import Image as PILImage
+
+    if not dpi > 0:
+        raise ImageError(f"the PDF resolution must be positive, got {dpi} dpi")
+    with _LOCK:
+        document = _open(pdf)
+        try:
+            if not 1 <= page <= len(document):
+                raise ImageError(f"{pdf}: no page {page} (it has {len(document)})")
+            try:
+                handle = document[page - 1]
+                try:
+                    width_pt, height_pt = handle.get_size()  # after the page's /Rotate
+                    if width_pt <= 0 or height_pt <= 0:
+                        raise ImageError(f"{page_ref(pdf, page)}: the page has no area ({width_pt}x{height_pt} pt)")
+                    # The model size of a scan of the page at `dpi`, resized like any image.
+                    nominal = dpi / 72
+                    height, width = smart_resize(max(1, round(height_pt * nominal)), max(1, round(width_pt * nominal)),
+                                                 resolution)
+                    scale = max(width / width_pt, height / height_pt)
+                    if math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > max_image_pixels:
+                        raise ImageError(f"{page_ref(pdf, page)}: rendering needs more than {max_image_pixels} pixels")
+                    bitmap = handle.render(scale=scale)
+                    try:
+                        image = bitmap.to_pil().convert("RGB")
+                    finally:
+                        bitmap.close()
+                finally:
+                    handle.close()
+            except _pdfium().PdfiumError as exc:
+                raise ImageError(f"{page_ref(pdf, page)}: cannot render ({exc})") from exc
+        finally:
+            document.close()
+    if image.size != (width, height):
+        image = image.resize((width, height), PILImage.Resampling.BICUBIC)
+    return image
