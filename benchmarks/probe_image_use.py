@@ -20,7 +20,8 @@ on the way to reading, and it runs on a CPU in a few minutes.
 `--set KEY=VALUE` sets any other synth key of the test pages (e.g. `novel_names=1.0`: names of random
 letters, which no prior predicts, `vlmocr data synth --novel-names`). `--first-apart` reports each value's
 first token as `FIELD (first)`: a model that reads a name's first letter and guesses the rest gains on
-that token and little on the others.
+that token and little on the others. `--by-length` splits a value's tokens by their characters (one,
+or more): whether a model reads single characters (digits, codes) and not multi-letter pieces.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="another synth key of the test pages (YAML value), e.g. novel_names=1.0")
     parser.add_argument("--first-apart", action="store_true", help="each value's first token as FIELD (first)")
+    parser.add_argument("--by-length", action="store_true",
+                        help="each value token as FIELD [1 char] or FIELD [2+ chars] (its characters, spaces aside)")
     parser.add_argument("--label", default=None, help="what the model is (recorded)")
     parser.add_argument("--out", type=Path, default=RESULTS / "builtin_image_use_probe.json")
     args = parser.parse_args()
@@ -72,7 +75,8 @@ def main() -> None:
     stream = from_synth(synth, "test", prompt=contract.prompt, target_format="compact")
     samples = [stream.get(i) for i in range(args.n)]
     t0 = time.perf_counter()
-    summary, per_field = image_use(model, encoder, samples, device=torch.device("cpu"), first_apart=args.first_apart)
+    summary, per_field = image_use(model, encoder, samples, device=torch.device("cpu"), first_apart=args.first_apart,
+                                  by_length=args.by_length)
     fields_out = {
         name: {"tokens": len(v["own"]), "loss_own_image": statistics.fmean(v["own"]),
                "loss_other_image": statistics.fmean(v["other"]),
@@ -88,6 +92,7 @@ def main() -> None:
         "libraries": library_versions(),
         "test_set": {"split": "test", **synth, "n": len(samples)},
         "first_apart": args.first_apart,
+        "by_length": args.by_length,
         "method": "answer-token cross-entropy with the document's own image vs the next document's image",
         "summary": summary,
         "fields": fields_out,

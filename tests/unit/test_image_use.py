@@ -47,3 +47,16 @@ def test_offset_fields_can_name_each_values_first_token_apart() -> None:
     assert offset_fields(offsets, answer) == ["structure", "salesman", "salesman", "salesman", "dock", "structure"]
     assert offset_fields(offsets, answer, first_apart=True) == [
         "structure", "salesman (first)", "salesman", "salesman", "dock (first)", "structure"]
+
+
+def test_offset_fields_can_split_value_tokens_by_their_characters() -> None:
+    from vlmocr.train.image_use import offset_fields
+
+    answer = '{"salesman":"QX OTB","dock":"D1"}'
+    q, d = answer.index("QX"), answer.index("D1")
+    # "Q" | "X" | " OTB" (a leading space is not a character of the piece) | "D" | "1" | '"}'
+    offsets = [(0, 12), (q, q + 1), (q + 1, q + 2), (q + 2, q + 6), (d, d + 1), (d + 1, d + 2), (d + 2, d + 4)]
+    assert offset_fields(offsets, answer, first_apart=True, by_length=True) == [
+        "structure", "salesman (first) [1 char]", "salesman [1 char]", "salesman [2+ chars]",
+        "dock (first) [1 char]", "dock [1 char]", "structure"]
+    assert offset_fields(offsets, answer, by_length=True)[3] == "salesman [2+ chars]"

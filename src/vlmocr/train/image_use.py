@@ -59,10 +59,13 @@ def field_of(start: int, end: int, spans: list[tuple[int, int, str]]) -> str:
     return STRUCTURE if at is None else spans[at][2]
 
 
-def offset_fields(offsets: list[tuple[int, int]], answer: str, *, first_apart: bool = False) -> list[str]:
+def offset_fields(offsets: list[tuple[int, int]], answer: str, *, first_apart: bool = False,
+                  by_length: bool = False) -> list[str]:
     """The field of each (start, end) token of `answer`. With `first_apart`, a value's first token is
     named `FIELD (first)`: how much of a value the image gives after its first characters (a model
-    that reads a name's first letter and guesses the rest gains on that token only)."""
+    that reads a name's first letter and guesses the rest gains on that token only). With `by_length`,
+    a value token's name ends in `[1 char]` or `[2+ chars]` (its characters, spaces aside): whether a
+    model reads single characters and not the multi-letter pieces a name is cut into."""
     spans = value_spans(answer)
     out: list[str] = []
     started: set[int] = set()
@@ -72,15 +75,18 @@ def offset_fields(offsets: list[tuple[int, int]], answer: str, *, first_apart: b
             out.append(STRUCTURE)
             continue
         key = spans[at][2]
-        out.append(f"{key} (first)" if first_apart and at not in started else key)
+        name = f"{key} (first)" if first_apart and at not in started else key
+        if by_length:
+            name += " [1 char]" if len(answer[s:e].strip()) <= 1 else " [2+ chars]"
+        out.append(name)
         started.add(at)
     return out
 
 
-def token_fields(tokenizer: Any, answer: str, *, first_apart: bool = False) -> list[str]:
+def token_fields(tokenizer: Any, answer: str, *, first_apart: bool = False, by_length: bool = False) -> list[str]:
     """The field of each answer token as training encodes it (the answer's tokens, then `<|im_end|>`)."""
     offsets = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    return [*offset_fields(offsets, answer, first_apart=first_apart), STRUCTURE]
+    return [*offset_fields(offsets, answer, first_apart=first_apart, by_length=by_length), STRUCTURE]
 
 
 def answer_token_losses(model: Any, feature: dict[str, Any], pad_id: int, *, device: Any,
@@ -104,11 +110,12 @@ def answer_token_losses(model: Any, feature: dict[str, Any], pad_id: int, *, dev
 
 
 def image_use(model: Any, encoder: Any, samples: list[TrainSample], *, device: Any,
-              autocast: Any = None, first_apart: bool = False) -> tuple[dict[str, float], dict[str, dict[str, list[float]]]]:
+              autocast: Any = None, first_apart: bool = False,
+              by_length: bool = False) -> tuple[dict[str, float], dict[str, dict[str, list[float]]]]:
     """Summary metrics and per-field token losses ({field: {"own": [...], "other": [...]}}).
 
     Needs at least two samples; sample i is also scored with the image of sample i + 1.
-    `first_apart`: each value's first token under `FIELD (first)` (`offset_fields`).
+    `first_apart`, `by_length`: fields split by token (`offset_fields`).
     """
     if len(samples) < 2:
         return {}, {}
@@ -124,7 +131,8 @@ def image_use(model: Any, encoder: Any, samples: list[TrainSample], *, device: A
             swapped = answer_token_losses(model, encoder.encode(replace(sample, image=other.image)),
                                           encoder.pad_id, device=device, autocast=autocast,
                                           finish=encoder.model_inputs)
-            fields = token_fields(encoder.processor.tokenizer, sample.answer, first_apart=first_apart)
+            fields = token_fields(encoder.processor.tokenizer, sample.answer, first_apart=first_apart,
+                                  by_length=by_length)
             if len(fields) != len(own):  # offsets that do not match the ids: count it, but not as values
                 log.warning("%s: %d token offsets for %d answer tokens; not split into values",
                             sample.source, len(fields), len(own))
