@@ -9,9 +9,12 @@ process on this machine:
   each drawn by PDFium at the default contract's size of a 300 dpi scan (868x1120);
 
 and, for the first two, the model-size images compared pixel by pixel (mean absolute difference in
-0-255 levels): how close a PDF page comes to the image it was made of.
+0-255 levels): how close a PDF page comes to the image it was made of. With `--extract MODEL` (e.g.
+`builtin`) the JPEGs and the raster PDF's pages are also extracted in one `vlmocr extract --offline` run
+and both scored against the pages' gold (`vlmocr eval`): JSON valid, field F1, and how many answers are
+the same.
 
-    python benchmarks/bench_pdf_inputs.py [--n 48] [--out benchmarks/results/pdf_inputs_cpu.json]
+    python benchmarks/bench_pdf_inputs.py [--n 48] [--extract builtin] [--out benchmarks/results/pdf_inputs_cpu.json]
 """
 
 from __future__ import annotations
@@ -62,10 +65,35 @@ def summary(seconds: list[float]) -> dict[str, float]:
             "ms_per_page_mean": round(1000 * statistics.fmean(seconds), 2), "pages_per_s": round(len(seconds) / sum(seconds), 1)}
 
 
+def extract_and_score(model: str, work: Path, jpegs: list[Path], pdf: Path) -> dict:
+    """Both inputs through one `vlmocr extract --offline` run, each scored against the pages' gold."""
+    from vlmocr.eval.evaluate import EvalConfig, evaluate
+
+    pred = work / "pred.jsonl"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "vlmocr.cli.app", "extract", str(jpegs[0].parent), str(pdf),
+                    "--offline", model, "--out", str(pred)], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    rows = [json.loads(line) for line in pred.read_text().splitlines()]
+    by_file = {row["file"]: row for row in rows}
+    image_rows = [by_file[str(path)] for path in jpegs]
+    pdf_rows = [by_file[f"{pdf}#page={i + 1}"] for i in range(len(jpegs))]
+    out = {"seconds": round(seconds, 1), "same_answer": sum(a["json"] == b["json"] for a, b in zip(image_rows, pdf_rows)),
+           "same_prompt_tokens": sum(a["prompt_tokens"] == b["prompt_tokens"] for a, b in zip(image_rows, pdf_rows))}
+    for name, chosen in (("image", image_rows), ("pdf_raster", pdf_rows)):
+        path = work / f"pred-{name}.jsonl"
+        path.write_text("".join(json.dumps({**row, "file": str(jpeg)}) + "\n" for row, jpeg in zip(chosen, jpegs)))
+        summary = evaluate(path, work / "data", None, EvalConfig()).summary
+        out[name] = {"n": summary.n, "json_valid": round(summary.json_valid, 4), "field_f1": round(summary.field_f1, 4)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=48)
     parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--layouts", default="form,two_column,receipt,dense", help="synth layouts of the pages")
+    parser.add_argument("--extract", default=None, help="also extract both with this model (--offline) and score them")
     parser.add_argument("--out", type=Path, default=RESULTS / "pdf_inputs_cpu.json")
     args = parser.parse_args()
 
@@ -79,7 +107,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         subprocess.run([sys.executable, "-m", "vlmocr.cli.app", "data", "synth", "--out", str(work / "data"),
-                        "--test", str(args.n), "--seed", str(args.seed), "--workers", "1"],
+                        "--test", str(args.n), "--seed", str(args.seed), "--layouts", args.layouts,
+                        "--augment", "light", "--workers", "1"],
                        check=True, capture_output=True)
         jpegs = sorted((work / "data" / "test").glob("*.jpg"))
         rows = [json.loads(line) for line in (work / "data" / "test" / "annotations.jsonl").read_text().splitlines()]
@@ -99,6 +128,7 @@ def main() -> None:
         vector_s, vector_out = timed(load, discover_images([vector]))
         diffs = [float(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean())
                  for a, b in zip(image_out, raster_out, strict=True)]
+        scores = extract_and_score(args.extract, work, jpegs, raster) if args.extract else None
 
     result = {
         "name": "pdf_inputs_cpu",
@@ -106,6 +136,7 @@ def main() -> None:
         "machine": cpu_machine(),
         "libraries": {**library_versions(), **{name: metadata.version(name) for name in ("pypdfium2", "matplotlib")}},
         "contract": resolution.to_dict(),
+        "pages": {"n": args.n, "seed": args.seed, "layouts": args.layouts.split(","), "augment": "light"},
         "method": __doc__.split("\n\n")[1].strip(),
         "records": [
             {"name": "image", "size": list(image_out[0].size), **summary(image_s)},
@@ -115,6 +146,8 @@ def main() -> None:
             {"name": "pdf_vector", "size": list(vector_out[0].size), **summary(vector_s)},
         ],
     }
+    if scores is not None:
+        result["extraction"] = {"model": args.extract, **scores}
     base = result["records"][0]["ms_per_page_median"]
     for record in result["records"]:
         record["median_vs_image"] = round(record["ms_per_page_median"] / base, 2)
