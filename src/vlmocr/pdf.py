@@ -4,15 +4,16 @@ A page is named the way PDF viewers open one (RFC 8118, "PDF open parameters"):
 ``invoice.pdf#page=2``, 1-based. That name is the page's identity in predictions.jsonl and the CSV,
 so a rerun resumes page by page like it does image by image.
 
-Rendering uses PDFium (`pypdfium2`). A page gets the size the resolution contract gives a scan of it (300 dpi
-unless told) (the `smart_resize` arithmetic images go through): it is drawn at the scale that just covers
-that size, then resized to it exactly. So vector text is drawn sharp at the model's resolution, and
+Rendering uses PDFium (`pypdfium2`). A page gets the size the resolution contract gives a scan of it at
+`SCAN_DPI` unless told otherwise (the `smart_resize` arithmetic images go through): it is drawn at the
+scale that just covers that size, then resized to it exactly. So vector text is drawn sharp at the model's resolution, and
 no page is drawn at full scan size only to be shrunk.
 PDFium may not be called from two threads at once, so rendering holds one lock per process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
@@ -32,7 +33,7 @@ _LOCK = threading.Lock()
 #: By default a page gets the size a scan of it at this resolution would get (a letter page: 2550x3300
 #: px, which the default contract shrinks to its 1,003,520-pixel budget, 868x1120). A model trained at
 #: one scale (the built-in model reads 768 px pages) wants the dpi that gives its pages that size.
-SCAN_DPI = 300
+SCAN_DPI = 300.0
 
 
 def _pdfium() -> Any:
@@ -69,12 +70,8 @@ def _open(pdf: Path) -> Any:
 
 def count_pages(pdf: Path) -> int:
     """Number of pages; ImageError for a file PDFium cannot open."""
-    with _LOCK:
-        document = _open(pdf)
-        try:
-            return len(document)
-        finally:
-            document.close()
+    with _LOCK, contextlib.closing(_open(pdf)) as document:
+        return len(document)
 
 
 def render_page(
@@ -86,35 +83,26 @@ def render_page(
 
     if not dpi > 0:
         raise ImageError(f"the PDF resolution must be positive, got {dpi} dpi")
-    with _LOCK:
-        document = _open(pdf)
+    name = page_ref(pdf, page)
+    with _LOCK, contextlib.closing(_open(pdf)) as document:
+        if not 1 <= page <= len(document):
+            raise ImageError(f"{pdf}: no page {page} (it has {len(document)})")
         try:
-            if not 1 <= page <= len(document):
-                raise ImageError(f"{pdf}: no page {page} (it has {len(document)})")
-            try:
-                handle = document[page - 1]
-                try:
-                    width_pt, height_pt = handle.get_size()  # after the page's /Rotate
-                    if width_pt <= 0 or height_pt <= 0:
-                        raise ImageError(f"{page_ref(pdf, page)}: the page has no area ({width_pt}x{height_pt} pt)")
-                    # The model size of a scan of the page at `dpi`, resized like any image.
-                    nominal = dpi / 72
-                    height, width = smart_resize(max(1, round(height_pt * nominal)), max(1, round(width_pt * nominal)),
-                                                 resolution)
-                    scale = max(width / width_pt, height / height_pt)
-                    if math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > max_image_pixels:
-                        raise ImageError(f"{page_ref(pdf, page)}: rendering needs more than {max_image_pixels} pixels")
-                    bitmap = handle.render(scale=scale)
-                    try:
-                        image = bitmap.to_pil().convert("RGB")
-                    finally:
-                        bitmap.close()
-                finally:
-                    handle.close()
-            except _pdfium().PdfiumError as exc:
-                raise ImageError(f"{page_ref(pdf, page)}: cannot render ({exc})") from exc
-        finally:
-            document.close()
+            with contextlib.closing(document[page - 1]) as handle:
+                width_pt, height_pt = handle.get_size()  # after the page's /Rotate
+                if width_pt <= 0 or height_pt <= 0:
+                    raise ImageError(f"{name}: the page has no area ({width_pt}x{height_pt} pt)")
+                # The model size of a scan of the page at `dpi`, resized like any image.
+                nominal = dpi / 72
+                height, width = smart_resize(max(1, round(height_pt * nominal)), max(1, round(width_pt * nominal)),
+                                             resolution)
+                scale = max(width / width_pt, height / height_pt)
+                if math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > max_image_pixels:
+                    raise ImageError(f"{name}: rendering needs more than {max_image_pixels} pixels")
+                with contextlib.closing(handle.render(scale=scale)) as bitmap:
+                    image = bitmap.to_pil().convert("RGB")
+        except _pdfium().PdfiumError as exc:
+            raise ImageError(f"{name}: cannot render ({exc})") from exc
     if image.size != (width, height):
         image = image.resize((width, height), PILImage.Resampling.BICUBIC)
     return image

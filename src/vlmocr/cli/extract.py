@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vlmocr.cli._common import console, handle_errors, out
+from vlmocr.pdf import SCAN_DPI
 from vlmocr.records import Prediction
 
 
@@ -73,7 +74,7 @@ def extract(
     allow_fenced: bool = typer.Option(False, "--allow-fenced", help="Accept JSON wrapped in a ``` code fence (marked fenced)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the output file afresh instead of resuming."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images and PDFs in subfolders too."),
-    pdf_dpi: float = typer.Option(300.0, "--pdf-dpi", help="PDF pages get the size a scan at this resolution would "
+    pdf_dpi: float = typer.Option(SCAN_DPI, "--pdf-dpi", help="PDF pages get the size a scan at this resolution would "
                                   "(then fitted to the model's pixel contract)."),
     image_format: str = typer.Option("JPEG", "--image-format", help="Encoding of resized images: JPEG or PNG."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per batch with --offline."),

@@ -45,6 +45,7 @@ from vlmocr.client.output import PredictionWriter, compact, file_key, read_outpu
 from vlmocr.contract import CONTRACT_FILE, ModelContract, load_contract
 from vlmocr.errors import ConfigError, ImageError, ServerError
 from vlmocr.images import DEFAULT_MAX_IMAGE_PIXELS, Resolution
+from vlmocr.pdf import SCAN_DPI
 from vlmocr.prompts import PromptContract
 from vlmocr.records import Prediction
 
@@ -85,7 +86,7 @@ class ExtractConfig:
     jpeg_quality: int = 95
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     #: PDF pages are sized as a scan at this resolution would be (then fitted to the contract).
-    pdf_dpi: float = 300.0
+    pdf_dpi: float = SCAN_DPI
     batch_size: int = 64
     #: Extra sampling parameters for every request, e.g. ``{"ignore_eos": True, "min_tokens": 450}``
     #: to force the output length in benchmarks: merged into each chat request's JSON body
