@@ -35,6 +35,26 @@ def make_pdf(path: Path, n_pages: int, dpi: float = 100) -> Path:
     return path
 
 
+def encrypted_pdf(path: Path) -> Path:
+    """A one-page PDF locked with a user password (standard security handler, revision 2) that is not
+    the empty one, so no reader opens it without the password."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+               b"<< /Filter /Standard /V 1 /R 2 /O <" + b"41" * 32 + b"> /U <" + b"42" * 32 + b"> /P -4 >>"]
+    data, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(data))
+        data += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(data)
+    data += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    data += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    file_id = b"<00112233445566778899aabbccddeeff>"
+    data += b"trailer\n<< /Size %d /Root 1 0 R /Encrypt 4 0 R /ID [%s %s] >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, file_id, file_id, xref)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def test_page_names_round_trip() -> None:
     assert parse_page_ref(page_ref(Path("/d/Scan 1.PDF"), 12)) == (Path("/d/Scan 1.PDF"), 12)
     assert parse_page_ref("/d/a.pdf#page=0") is None
@@ -89,6 +109,10 @@ def test_unreadable_pdfs_and_missing_pages_are_image_errors(tmp_path: Path) -> N
     (tmp_path / "garbage.pdf").write_bytes(b"%PDF-1.4\nnot really a pdf")
     with pytest.raises(ImageError, match="not a readable PDF"):
         load_for_model(tmp_path / "garbage.pdf", Resolution())
+    locked = encrypted_pdf(tmp_path / "locked.pdf")
+    assert discover_images([locked]) == [locked]  # listed whole, reported when it is read
+    with pytest.raises(ImageError, match=r"locked\.pdf: encrypted \(a password is needed\)"):
+        load_for_model(locked, Resolution())
     pdf = make_pdf(tmp_path / "a.pdf", 2)
     with pytest.raises(ImageError, match="no page 3"):
         render_page(pdf, 3, Resolution())
