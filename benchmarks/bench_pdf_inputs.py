@@ -83,8 +83,8 @@ def extract_and_score(model: str, work: Path, jpegs: list[Path], pdf: Path) -> d
     for name, chosen in (("image", image_rows), ("pdf_raster", pdf_rows)):
         path = work / f"pred-{name}.jsonl"
         path.write_text("".join(json.dumps({**row, "file": str(jpeg)}) + "\n" for row, jpeg in zip(chosen, jpegs)))
-        summary = evaluate(path, work / "data", None, EvalConfig()).summary
-        out[name] = {"n": summary.n, "json_valid": round(summary.json_valid, 4), "field_f1": round(summary.field_f1, 4)}
+        scored = evaluate(path, work / "data", None, EvalConfig()).summary
+        out[name] = {"n": scored.n, "json_valid": round(scored.json_valid, 4), "field_f1": round(scored.field_f1, 4)}
     return out
 
 

@@ -51,7 +51,8 @@ def main() -> None:
     parser.add_argument("--by-length", action="store_true",
                         help="each value token as FIELD [1 char] or FIELD [2+ chars] (its characters, spaces aside)")
     parser.add_argument("--label", default=None, help="what the model is (recorded)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "builtin_image_use_probe.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "builtin_image_use_probe.json",
+                        help="written; a file that holds {\"records\": [...]} gets this probe added (one a label)")
     args = parser.parse_args()
 
     import torch
@@ -99,6 +100,10 @@ def main() -> None:
         "seconds": time.perf_counter() - t0,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else None
+    if isinstance(existing, dict) and "records" in existing:  # a file of several probes: add this one (by label)
+        existing["records"] = [r for r in existing["records"] if r.get("label") != args.label] + [result]
+        result = existing
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"own image {summary['image_loss_own']:.3f}  other image {summary['image_loss_other']:.3f}  "
           f"own lower for {summary['image_own_lower']:.0%} of documents; value tokens' gain "
