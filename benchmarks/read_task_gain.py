@@ -125,6 +125,15 @@ def measure(model_dir: Path, synth: dict[str, Any], n: int, split: str) -> dict[
             "groups": groups}
 
 
+def merge_records(existing: list[dict], new: list[dict]) -> list[dict]:
+    """EXISTING with NEW added: a record of the same label (or model path, where it has no label) is replaced."""
+    def key(record: dict) -> str:
+        return record.get("label") or record["model"]
+
+    names = {key(r) for r in new}
+    return [r for r in existing if key(r) not in names] + new
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", type=Path)
@@ -133,22 +142,27 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a SynthConfig key (YAML value), e.g. type_scale=2")
     parser.add_argument("--out", type=Path, default=None, help="write (or add to) a results JSON")
+    parser.add_argument("--label", action="append", default=[], help="what each model is, in order (recorded; "
+                        "a record in --out with the same label, or the same model path where none, is replaced)")
     args = parser.parse_args()
+    if args.label and len(args.label) != len(args.models):
+        parser.error(f"--label given {len(args.label)} times for {len(args.models)} model(s)")
     synth = {"layouts": ["form", "two_column", "receipt", "dense"], "augment": "light"}
     for item in args.set:
         key, _, value = item.partition("=")
         synth[key] = yaml.safe_load(value)
     records = []
-    for model in args.models:
+    for i, model in enumerate(args.models):
         record = measure(model, synth, args.n, args.split) | {"synth": synth}
+        if args.label:
+            record["label"] = args.label[i]
         print(json.dumps(record))
         records.append(record)
     if args.out:
         import platform
 
         existing = json.loads(args.out.read_text()) if args.out.is_file() else {"records": []}
-        names = {r["model"] for r in records}
-        existing["records"] = [r for r in existing["records"] if r["model"] not in names] + records
+        existing["records"] = merge_records(existing["records"], records)
         existing["machine"] = {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
         existing["what"] = __doc__.split("\n\n")[1].replace("\n", " ")
         args.out.write_text(json.dumps(existing, indent=2) + "\n")

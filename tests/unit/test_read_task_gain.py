@@ -69,3 +69,13 @@ def test_value_tokens_are_split_into_letters_and_digits(gain) -> None:
             else:
                 assert not any(ch.isalnum() for ch in values)
     assert seen["value letters"] > 0 and seen["value digits"] > 0
+
+
+def test_records_are_replaced_by_label_then_by_model_path(gain) -> None:
+    old = [{"model": "runs/a", "label": "run a, random names", "x": 1},
+           {"model": "runs/a", "label": "run a, Faker names", "x": 2},
+           {"model": "runs/b", "x": 3}]
+    new = [{"model": "runs/a", "label": "run a, Faker names", "x": 4}, {"model": "runs/b", "x": 5}]
+    merged = gain.merge_records(old, new)
+    assert [(r.get("label"), r["x"]) for r in merged] == [("run a, random names", 1), ("run a, Faker names", 4),
+                                                         (None, 5)]
