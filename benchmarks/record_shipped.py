@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from vlmocr.fileio import atomic_write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,7 +55,7 @@ def record(result_path: Path, shipped: Path) -> dict[str, str]:
         "note": "the scored directory's weight files were copied there unchanged (sha256 below, equal in both)",
         "sha256": mine,
     }
-    result_path.write_text(json.dumps(result, indent=1) + "\n")  # as bench_builtin_cpu.py writes it
+    atomic_write_json(result_path, result, indent=1)  # indent as bench_builtin_cpu.py writes it
     return mine
 
 
