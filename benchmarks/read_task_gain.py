@@ -159,13 +159,13 @@ def main() -> None:
         print(json.dumps(record))
         records.append(record)
     if args.out:
-        import platform
+        from vlmocr.fileio import atomic_write_json, cpu_machine
 
         existing = json.loads(args.out.read_text()) if args.out.is_file() else {"records": []}
         existing["records"] = merge_records(existing["records"], records)
-        existing["machine"] = {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+        existing["machine"] = cpu_machine()
         existing["what"] = __doc__.split("\n\n")[1].replace("\n", " ")
-        args.out.write_text(json.dumps(existing, indent=2) + "\n")
+        atomic_write_json(args.out, existing)
 
 
 if __name__ == "__main__":
