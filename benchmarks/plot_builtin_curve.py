@@ -28,14 +28,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # 44,800 read-task samples on strips of pages with random-letter names (run 36,
 # docs/builtin-readnov1-metrics.jsonl: another task, so not drawn here); run 38 continued from run 37
 # (680 steps, 21,760 samples). Run 40 started from run 38's weights after 44,800 more read-task samples
-# of the same kind (run 39, docs/builtin-readnov2-metrics.jsonl, not drawn); run 41 continued from run 40.
+# of the same kind (run 39, docs/builtin-readnov2-metrics.jsonl, not drawn); run 41 continued from run 40
+# (1,337 steps, 42,784 samples). Run 43 started from run 41's weights after 44,800 more read-task samples
+# (run 42, docs/builtin-readnov3-metrics.jsonl, not drawn; run 43 stopped at 1,497 steps, 47,904 samples);
+# run 44 continued from run 43.
 OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520, "run7": 65_520,
            "run8": 65_520, "run9": 65_520 + 79_200, "run23a": 93_712, "run23b": 93_712 + 19_200,
            "run24": 147_600, "run25": 147_600 + 35_520, "run26": 147_600 + 35_520 + 33_472,
            "run28": 295_952, "run29": 295_952 + 48_000, "run30": 295_952 + 48_000 + 49_600, "run31": 430_352, "run32": 430_352 + 48_000,
            "run33": 430_352 + 48_000 + 49_600, "run34": 577_552,
            "run35": 577_552, "run37": 577_552 + 44_800, "run38": 577_552 + 44_800 + 64_000,
-           "run40": 708_112 + 44_800, "run41": 708_112 + 44_800 + 44_800}
+           "run40": 708_112 + 44_800, "run41": 708_112 + 44_800 + 44_800,
+           "run43": 840_496 + 44_800, "run44": 840_496 + 44_800 + 47_904}
 LABELS = {
     "run1": "run 1: CLIP pixel stats, 1-D positions",
     "run2": "run 2: continues run 1",
@@ -63,6 +67,8 @@ LABELS = {
     "run38": "run 38: continues 37, lr 5e-5 (680 of 800 steps)",
     "run40": "run 40: run 38 + 45k read strips, random names; as run 37, lr 1e-4 (1,400 steps)",
     "run41": "run 41: continues 40, lr 5e-5 (1,337 of 1,500 steps)",
+    "run43": "run 43: run 41 + 45k read strips, random names; as run 40 (1,497 steps)",
+    "run44": "run 44: continues 43, lr 5e-5 (1,750 steps)",
 }
 
 
