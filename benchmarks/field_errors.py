@@ -36,9 +36,23 @@ from rapidfuzz.distance import Levenshtein
 
 from vlmocr.eval.evaluate import load_gold, load_predictions, match_predictions
 from vlmocr.eval.normalize import NormalizeConfig, normalize_values
+from vlmocr.fileio import atomic_write_json
 
 DEFAULT_FIELDS = ("route", "shipment_id", "asn_number", "destination", "salesman")
 BINS = ((1, 1, "1"), (2, 2, "2"), (3, 5, "3-5"), (6, 10**9, "6+"))
+
+
+def gold_synth(gold_dir: Path) -> dict[str, Any] | None:
+    """The `vlmocr data synth` record of the split GOLD_DIR (synth.json in its folder): generator settings
+    and split sizes; None where there is none or it cannot be read."""
+    path = Path(gold_dir).parent / "synth.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    return {key: record[key] for key in ("generator", "config", "images") if key in record}
 
 
 def _value(doc: Any, field: str) -> str | None:
@@ -158,6 +172,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "field_errors",
         "date": datetime.date.today().isoformat(),
         "gold": str(args.gold),
+        # The pages' generator settings where the gold is a `vlmocr data synth` split (synth.json beside it):
+        # they rebuild the same pages wherever the folder was (often a temporary one).
+        "gold_synth": gold_synth(args.gold),
         "predictions": {label: str(path) for label, path in runs},
         "common_only": args.common,
         "images": len(next(iter(loaded.values()))),
@@ -169,10 +186,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{a}->{b}": {f: paired(loaded[a], loaded[b], f) for f in fields}
             for a, b in itertools.pairwise(labels)
         }
-    text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+        atomic_write_json(args.out, result, indent=2)
     for f in fields:
         for label in labels:
             e = result["fields"][f][label]

@@ -83,3 +83,16 @@ def test_common_keeps_the_images_every_file_answered(errors, tmp_path: Path) -> 
     assert common["images"] == 3  # the unparsed answer stays: it is a line, and wrong
     assert common["fields"]["route"]["a"] == common["fields"]["route"]["b"]
     assert common["fields"]["route"]["b"]["wrong"] == 1
+
+
+def test_records_the_generator_settings_of_a_synth_split(errors, tmp_path: Path) -> None:
+    gold = _write_split(tmp_path / "data" / "test", [{"route": "R1"}])
+    pred = _write_pred(tmp_path / "p.jsonl", [{"route": "R1"}])
+    args = ["--gold", str(gold), "--pred", f"a={pred}", "--fields", "route"]
+    assert errors.main(args)["gold_synth"] is None  # a plain split: nothing to record
+    spec = {"generator": "vlmocr.data.synth", "config": {"seed": 777, "layouts": ["form"]},
+            "images": {"test": 1}, "documents": {"test": 1}}
+    (tmp_path / "data" / "synth.json").write_text(json.dumps(spec))
+    assert errors.main(args)["gold_synth"] == {key: spec[key] for key in ("generator", "config", "images")}
+    (tmp_path / "data" / "synth.json").write_text("{half")
+    assert errors.main(args)["gold_synth"] is None  # unreadable: no settings, no crash
