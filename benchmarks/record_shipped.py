@@ -26,11 +26,8 @@ def weight_hashes(folder: Path) -> dict[str, str]:
     """sha256 of each *.safetensors file in FOLDER, by file name."""
     out = {}
     for path in sorted(folder.glob("*.safetensors")):
-        digest = hashlib.sha256()
         with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        out[path.name] = digest.hexdigest()
+            out[path.name] = hashlib.file_digest(handle, "sha256").hexdigest()
     return out
 
 
