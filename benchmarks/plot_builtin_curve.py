@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # of the same kind (run 39, docs/builtin-readnov2-metrics.jsonl, not drawn); run 41 continued from run 40
 # (1,337 steps, 42,784 samples). Run 43 started from run 41's weights after 44,800 more read-task samples
 # (run 42, docs/builtin-readnov3-metrics.jsonl, not drawn; run 43 stopped at 1,497 steps, 47,904 samples);
-# run 44 continued from run 43.
+# run 44 continued from run 43. Run 46 started from run 44's weights after 44,800 more read-task samples
+# (run 45, docs/builtin-readnov4-metrics.jsonl, not drawn; run 46 stopped at 1,796 steps, 57,472 samples);
+# run 47 continued from run 46.
 OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520, "run7": 65_520,
            "run8": 65_520, "run9": 65_520 + 79_200, "run23a": 93_712, "run23b": 93_712 + 19_200,
            "run24": 147_600, "run25": 147_600 + 35_520, "run26": 147_600 + 35_520 + 33_472,
@@ -39,7 +41,8 @@ OFFSETS = {"run2": 13_776, "run4": 65_520, "run5": 65_520, "run6": 65_520, "run7
            "run33": 430_352 + 48_000 + 49_600, "run34": 577_552,
            "run35": 577_552, "run37": 577_552 + 44_800, "run38": 577_552 + 44_800 + 64_000,
            "run40": 708_112 + 44_800, "run41": 708_112 + 44_800 + 44_800,
-           "run43": 840_496 + 44_800, "run44": 840_496 + 44_800 + 47_904}
+           "run43": 840_496 + 44_800, "run44": 840_496 + 44_800 + 47_904,
+           "run46": 989_200 + 44_800, "run47": 989_200 + 44_800 + 57_472}
 LABELS = {
     "run1": "run 1: CLIP pixel stats, 1-D positions",
     "run2": "run 2: continues run 1",
@@ -69,6 +72,8 @@ LABELS = {
     "run41": "run 41: continues 40, lr 5e-5 (1,337 of 1,500 steps)",
     "run43": "run 43: run 41 + 45k read strips, random names; as run 40 (1,497 steps)",
     "run44": "run 44: continues 43, lr 5e-5 (1,750 steps)",
+    "run46": "run 46: run 44 + 45k read strips, random names; as run 43 (1,796 steps)",
+    "run47": "run 47: continues 46, lr 5e-5 (1,800 steps)",
 }
 
 

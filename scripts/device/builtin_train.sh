@@ -79,9 +79,9 @@ fi
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
 # MODEL: the weights to start from. The default, src/vlmocr/assets/builtin (the shipped built-in model),
-# holds run 44: the read task on page crops and strips, extraction at the built-in contract, then three times
+# holds run 47: the read task on page crops and strips, extraction at the built-in contract, then four times
 # the read task on strips of random-name pages followed by extraction with 30 % such pages (docs/builtin.md,
-# runs 20-44; field F1 0.948); it continues with a fresh optimizer (runs 42-44: the previous stage's export on
+# runs 20-47; field F1 0.956); it continues with a fresh optimizer (runs 45-47: the previous stage's export on
 # the warm machine as MODEL, the read stage at 1e-4, extraction at 1e-4, then 5e-5). scratch builds a fresh
 # small base. The shipped weights travel with the tree under src/ (≈ 40 MB of the 64 MiB a call carries), so
 # the default needs nothing carried; a carried start model of the same size does not fit beside them: for
