@@ -8,13 +8,16 @@ Rendering uses PDFium (`pypdfium2`). A page gets the size the resolution contrac
 `SCAN_DPI` unless told otherwise (the `smart_resize` arithmetic images go through): it is drawn at the
 scale that just covers that size, then resized to it exactly. So vector text is drawn sharp at the model's resolution, and
 no page is drawn at full scan size only to be shrunk.
-PDFium may not be called from two threads at once, so rendering holds one lock per process.
+PDFium may not be called from two threads at once, so rendering holds one lock per process. The last PDF
+opened stays open for its next page while the file is unchanged (same inode, size and modification time), so
+the pages of a long PDF do not each parse it again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import threading
 from pathlib import Path
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 PDF_SUFFIX = ".pdf"
 _PAGE_REF = re.compile(r"^(?P<pdf>.+\.pdf)#page=(?P<page>[0-9]+)$", re.IGNORECASE)
 _LOCK = threading.Lock()
+#: Under _LOCK: ((pid, path, inode, size, mtime), document) of the last PDF opened, or None.
+_LAST: tuple[tuple[Any, ...], Any] | None = None
 #: By default a page gets the size a scan of it at this resolution would get (a letter page: 2550x3300
 #: px, which the default contract shrinks to its 1,003,520-pixel budget, 868x1120). A model trained at
 #: one scale (the built-in model reads 768 px pages) wants the dpi that gives its pages that size.
@@ -68,10 +73,31 @@ def _open(pdf: Path) -> Any:
         raise ImageError(f"{pdf}: {reason}") from exc
 
 
+def _document(pdf: Path) -> Any:
+    """`pdf` open, reusing the last document opened while its file is unchanged; call under _LOCK.
+
+    The document stays open for the next call (the caller does not close it). The key holds the process
+    id, so a forked child opens its own instead of sharing its parent's file position.
+    """
+    global _LAST
+    try:
+        stat = pdf.stat()
+    except OSError:
+        stat = None
+    key = None if stat is None else (os.getpid(), str(pdf.absolute()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key is not None and _LAST is not None and _LAST[0] == key:
+        return _LAST[1]
+    document = _open(pdf)
+    if _LAST is not None and _LAST[0][0] == os.getpid():
+        _LAST[1].close()
+    _LAST = None if key is None else (key, document)
+    return document
+
+
 def count_pages(pdf: Path) -> int:
     """Number of pages; ImageError for a file PDFium cannot open."""
-    with _LOCK, contextlib.closing(_open(pdf)) as document:
-        return len(document)
+    with _LOCK:
+        return len(_document(pdf))
 
 
 def render_page(
@@ -84,7 +110,8 @@ def render_page(
     if not dpi > 0:
         raise ImageError(f"the PDF resolution must be positive, got {dpi} dpi")
     name = page_ref(pdf, page)
-    with _LOCK, contextlib.closing(_open(pdf)) as document:
+    with _LOCK:
+        document = _document(pdf)
         if not 1 <= page <= len(document):
             raise ImageError(f"{pdf}: no page {page} (it has {len(document)})")
         try:

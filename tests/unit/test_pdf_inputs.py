@@ -143,3 +143,32 @@ def test_extract_sends_each_page_and_reports_a_broken_pdf_without_losing_the_res
         again, _ = run(fake, [docs], tmp_path)
         assert (again.skipped, again.attempted) == (4, 0)
         assert len(fake.requests) == 3
+
+
+def test_a_pdf_is_parsed_once_for_all_its_pages_and_again_when_its_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import vlmocr.pdf as pdf_module
+
+    opened: list[Path] = []
+    real_open = pdf_module._open
+
+    def counting_open(path: Path):
+        opened.append(path)
+        return real_open(path)
+
+    monkeypatch.setattr(pdf_module, "_open", counting_open)
+    pdf = make_pdf(tmp_path / "long.pdf", 3)
+    pages = discover_images([pdf])
+    images = [load_for_model(p, Resolution()) for p in pages]
+    assert len(images) == 3 and opened == [pdf]  # listed and drawn from one parse
+    assert images[0].tobytes() != images[2].tobytes()  # and still each its own page
+
+    other = make_pdf(tmp_path / "other.pdf", 1)
+    assert len(discover_images([other, pdf])) == 4
+    make_pdf(pdf, 5)  # rewritten in place: more pages, other bytes
+    assert len(discover_images([pdf])) == 5
+    assert opened.count(pdf) == 3  # reopened after another PDF, and after the rewrite
+    pdf.unlink()
+    with pytest.raises(ImageError, match="file not found"):
+        render_page(pdf, 1, Resolution())
