@@ -45,9 +45,7 @@ def main() -> None:
 
     def drop_kept() -> None:
         with pdf_module._LOCK:
-            if pdf_module._LAST is not None:
-                pdf_module._LAST[1].close()
-            pdf_module._LAST = None
+            pdf_module._drop_kept()
 
     resolution = Resolution()
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,6 +15,7 @@ the pages of a long PDF do not each parse it again.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
@@ -35,6 +36,7 @@ _PAGE_REF = re.compile(r"^(?P<pdf>.+\.pdf)#page=(?P<page>[0-9]+)$", re.IGNORECAS
 _LOCK = threading.Lock()
 #: Under _LOCK: ((pid, path, inode, size, mtime), document) of the last PDF opened, or None.
 _LAST: tuple[tuple[Any, ...], Any] | None = None
+_CLOSE_AT_EXIT = True
 #: By default a page gets the size a scan of it at this resolution would get (a letter page: 2550x3300
 #: px, which the default contract shrinks to its 1,003,520-pixel budget, 868x1120). A model trained at
 #: one scale (the built-in model reads 768 px pages) wants the dpi that gives its pages that size.
@@ -79,7 +81,7 @@ def _document(pdf: Path) -> Any:
     The document stays open for the next call (the caller does not close it). The key holds the process
     id, so a forked child opens its own instead of sharing its parent's file position.
     """
-    global _LAST
+    global _LAST, _CLOSE_AT_EXIT
     try:
         stat = pdf.stat()
     except OSError:
@@ -88,10 +90,20 @@ def _document(pdf: Path) -> Any:
     if key is not None and _LAST is not None and _LAST[0] == key:
         return _LAST[1]
     document = _open(pdf)
-    if _LAST is not None and _LAST[0][0] == os.getpid():
-        _LAST[1].close()
+    if _CLOSE_AT_EXIT:  # registered after pypdfium2's own exit hook, so it runs before PDFium shuts down
+        atexit.register(_drop_kept)
+        _CLOSE_AT_EXIT = False
+    _drop_kept()
     _LAST = None if key is None else (key, document)
     return document
+
+
+def _drop_kept() -> None:
+    """Close the kept document (this process's): at exit, so PDFium does not warn of an open one."""
+    global _LAST
+    if _LAST is not None and _LAST[0][0] == os.getpid():
+        _LAST[1].close()
+    _LAST = None
 
 
 def count_pages(pdf: Path) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,17 @@ def test_a_pdf_is_parsed_once_for_all_its_pages_and_again_when_its_file_changes(
     pdf.unlink()
     with pytest.raises(ImageError, match="file not found"):
         render_page(pdf, 1, Resolution())
+
+
+def test_the_kept_pdf_is_closed_at_exit_without_a_warning(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "a.pdf", 2)
+    # A weakref finalizer made before pypdfium2 is imported (a temporary folder) puts the interpreter's
+    # finalizer pass after PDFium's shutdown hook, which warns of every document still open.
+    script = ("import sys, tempfile; folder = tempfile.TemporaryDirectory()\n"
+              "from pathlib import Path\nfrom vlmocr.pdf import count_pages\n"
+              "print(count_pages(Path(sys.argv[1])))")
+    done = subprocess.run([sys.executable, "-c", script, str(pdf)], check=False, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
+    assert "still open" not in done.stderr
