@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import math
 import os
 import re
@@ -36,15 +37,19 @@ _PAGE_REF = re.compile(r"^(?P<pdf>.+\.pdf)#page=(?P<page>[0-9]+)$", re.IGNORECAS
 _LOCK = threading.Lock()
 #: Under _LOCK: ((pid, path, inode, size, mtime), document) of the last PDF opened, or None.
 _LAST: tuple[tuple[Any, ...], Any] | None = None
-_CLOSE_AT_EXIT = True
 #: By default a page gets the size a scan of it at this resolution would get (a letter page: 2550x3300
 #: px, which the default contract shrinks to its 1,003,520-pixel budget, 868x1120). A model trained at
 #: one scale (the built-in model reads 768 px pages) wants the dpi that gives its pages that size.
 SCAN_DPI = 300.0
 
 
+@functools.cache
 def _pdfium() -> Any:
-    return require("pypdfium2", extra="pdf", purpose="reading PDF files", package="pypdfium2")
+    module = require("pypdfium2", extra="pdf", purpose="reading PDF files", package="pypdfium2")
+    # Registered after pypdfium2's own exit hook (its import registers it), so it runs first: the kept
+    # document is closed before PDFium shuts down, which would warn of it as still open.
+    atexit.register(_drop_kept)
+    return module
 
 
 def page_ref(pdf: Path, page: int) -> Path:
@@ -81,25 +86,22 @@ def _document(pdf: Path) -> Any:
     The document stays open for the next call (the caller does not close it). The key holds the process
     id, so a forked child opens its own instead of sharing its parent's file position.
     """
-    global _LAST, _CLOSE_AT_EXIT
+    global _LAST
     try:
         stat = pdf.stat()
     except OSError:
-        stat = None
-    key = None if stat is None else (os.getpid(), str(pdf.absolute()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if key is not None and _LAST is not None and _LAST[0] == key:
+        raise ImageError(f"{pdf}: file not found") from None
+    key = (os.getpid(), str(pdf.absolute()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if _LAST is not None and _LAST[0] == key:
         return _LAST[1]
     document = _open(pdf)
-    if _CLOSE_AT_EXIT:  # registered after pypdfium2's own exit hook, so it runs before PDFium shuts down
-        atexit.register(_drop_kept)
-        _CLOSE_AT_EXIT = False
     _drop_kept()
-    _LAST = None if key is None else (key, document)
+    _LAST = (key, document)
     return document
 
 
 def _drop_kept() -> None:
-    """Close the kept document (this process's): at exit, so PDFium does not warn of an open one."""
+    """Close the kept document (this process's; a forked child's copy is only dropped)."""
     global _LAST
     if _LAST is not None and _LAST[0][0] == os.getpid():
         _LAST[1].close()
