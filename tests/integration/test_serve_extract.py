@@ -147,7 +147,7 @@ def test_offline_extract_matches_the_server(served: Served, tiny_model: Path, tm
     # Already at model size (multiples of 28 inside the tiny contract): both paths see the same pixels.
     make_images(tmp_path / "images", 3, sizes=[(168, 224), (224, 196), (196, 168)])
     (tmp_path / "schema.json").write_text(json.dumps(BOUNDED_SCHEMA))
-    args = [str(tmp_path / "images"), "--schema", str(tmp_path / "schema.json"), "--max-tokens", "96"]
+    args = [str(tmp_path / "images"), "--schema", str(tmp_path / "schema.json"), "--max-tokens", "96", "--confidence"]
     offline = subprocess.Popen([*CLI, "extract", *args, "--offline", str(tiny_model), "--out", str(tmp_path / "off.jsonl")],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=_env(tmp_path / "tmp"), start_new_session=True)
@@ -168,6 +168,13 @@ def test_offline_extract_matches_the_server(served: Served, tiny_model: Path, tm
     assert set(off) == set(on) and len(off) == 3
     for name in off:  # greedy decoding, same engine settings, same resized image
         assert off[name]["error"] is None and off[name]["json"] == on[name]["json"], (off[name], on[name])
+        # --confidence: both paths give every value the same probability (the server through OpenAI's
+        # logprobs, the offline engine through SamplingParams(logprobs=0))
+        conf_off, conf_on = off[name]["extra"]["confidence"], on[name]["extra"]["confidence"]
+        assert set(conf_off) == set(conf_on) == {"route", "total_cases"} | {
+            f"products[{i}].cases" for i in range(len(off[name]["json"]["products"]))}
+        for path, prob in conf_off.items():
+            assert conf_on[path] == pytest.approx(prob, abs=2e-3), (path, conf_off, conf_on)
 
 
 def test_offline_extract_with_an_fp8_kv_cache(tiny_model: Path, tmp_path: Path) -> None:

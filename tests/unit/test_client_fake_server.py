@@ -57,6 +57,8 @@ class Action:
     # depending on how fast a loaded machine gets them out.
     hold_until: int = 0
     hold_timeout: float = 20.0
+    # OpenAI's choices[0].logprobs.content: [{"token", "logprob", "bytes"}...], sent when set.
+    logprobs: list[dict[str, Any]] | None = None
 
 
 class FakeOpenAI:
@@ -172,6 +174,8 @@ class FakeOpenAI:
                                          "message": {"role": "assistant", "content": action.content}}],
                             "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
                         }
+                        if action.logprobs is not None:
+                            answer["choices"][0]["logprobs"] = {"content": action.logprobs}
                         self._send(200, json.dumps(answer).encode(), action.headers)
                 finally:
                     with fake._lock:

@@ -89,6 +89,12 @@ def evaluate_command(
     out.print(table)
     m = result.match
     out.print(f"failures: {result.summary.failures}")
+    c = result.confidence
+    if c is not None and c.fields:
+        at = next(t for t in c.thresholds if t["threshold"] == 0.9)
+        auroc = "n/a" if c.auroc is None else f"{c.auroc:.3f}"
+        out.print(f"field confidence: AUROC {auroc}; flagging fields below 0.9 flags {at['flagged']} of {c.fields} "
+                  f"and catches {at['errors_caught']} of {c.errors} wrong or hallucinated values")
     if m.missing or m.unmatched or m.duplicates or result.skips:
         out.print(f"[yellow]{len(m.missing)} gold images without prediction, {len(m.unmatched)} "
                   f"predictions without gold, {len(m.duplicates)} duplicates, "

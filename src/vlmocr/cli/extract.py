@@ -72,6 +72,8 @@ def extract(
     retries: int = typer.Option(5, "--retries", help="Retries for transient failures (connect, timeout, 429, 5xx)."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for one answer."),
     allow_fenced: bool = typer.Option(False, "--allow-fenced", help="Accept JSON wrapped in a ``` code fence (marked fenced)."),
+    confidence: bool = typer.Option(False, "--confidence", help="Ask for token log-probabilities and write each "
+                                    "field's probability (confidence, min_confidence); `vlmocr eval` scores them."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the output file afresh instead of resuming."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images and PDFs in subfolders too."),
     pdf_dpi: float = typer.Option(SCAN_DPI, "--pdf-dpi", help="PDF pages get the size a scan at this resolution would "
@@ -104,6 +106,7 @@ def extract(
         mode="overwrite" if overwrite else "resume", recursive=recursive,
         image_format=image_format.upper(),  # type: ignore[arg-type]
         batch_size=batch_size, quantization=quantization, kv_cache_dtype=kv_cache_dtype, pdf_dpi=pdf_dpi,
+        confidence=confidence,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:

@@ -26,7 +26,7 @@ from typing import Any
 from vlmocr.errors import ConfigError
 
 CONTENT_ERRORS = frozenset({"empty", "length", "invalid_utf8", "fenced_json", "invalid_json", "schema_violation"})
-_FENCE = re.compile(r"^\s*```[ \t]*(?:json|JSON)?[ \t]*\r?\n(?P<body>.*?)\r?\n?[ \t]*```\s*$", re.DOTALL)
+FENCE = re.compile(r"^\s*```[ \t]*(?:json|JSON)?[ \t]*\r?\n(?P<body>.*?)\r?\n?[ \t]*```\s*$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def parse_answer(
         return Answer(error="length: the answer was cut off at max_tokens (raise --max-tokens)", raw=content)
     extra: dict[str, Any] = {}
     text = content
-    fence = _FENCE.match(content)
+    fence = FENCE.match(content)
     if fence is not None:
         if not allow_fenced:
             return Answer(

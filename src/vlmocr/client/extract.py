@@ -102,6 +102,9 @@ class ExtractConfig:
     #: A server's are set where it starts, so these are refused with --server.
     quantization: str | None = None
     kv_cache_dtype: str | None = None
+    #: Ask for token log-probabilities and write a confidence for every field of each accepted answer
+    #: (`confidence`, `min_confidence` in the row's `extra`; `vlmocr.client.confidence`).
+    confidence: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -382,6 +385,7 @@ async def _extract_server(
             url=f"{base}/chat/completions", model=model, prompt=job.prompt, max_tokens=job.max_tokens,
             temperature=config.temperature, schema=job.decoding_schema(), checker=checker,
             allow_fenced=config.allow_fenced, extra_body=dict(config.extra_body or {}), policy=policy,
+            confidence=config.confidence,
         ) for base in bases]
         live = set(range(len(specs)))  # servers still accepting connections
         if progress is not None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from vlmocr._deps import require
 from vlmocr.client.answers import SchemaChecker, parse_answer
+from vlmocr.client.confidence import answer_confidence
 from vlmocr.client.extract import ExtractConfig, ExtractResult, Job, Progress, plan, resolve_job
 from vlmocr.client.inputs import load_for_model
 from vlmocr.client.output import PredictionWriter
@@ -128,14 +129,34 @@ def shutdown_engine(llm: Any, *, timeout_s: float = 15.0) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
-def _sampling(job: Job, schema: dict[str, Any] | None, temperature: float, extra: dict[str, Any] | None = None) -> Any:
+def _sampling(
+    job: Job, schema: dict[str, Any] | None, temperature: float, extra: dict[str, Any] | None = None,
+    *, confidence: bool = False,
+) -> Any:
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
     structured = StructuredOutputsParams(json=schema) if schema is not None else None
     kwargs: dict[str, Any] = {"max_tokens": job.max_tokens, "temperature": temperature, "structured_outputs": structured}
+    if confidence:
+        kwargs["logprobs"] = 0  # the generated token's own log-probability only
     kwargs.update(extra or {})  # ExtractConfig.extra_body: SamplingParams fields (ignore_eos, min_tokens ...)
     return SamplingParams(**kwargs)
+
+
+def _token_logprobs(completion: Any) -> tuple[list[str], list[float]] | None:
+    """Token texts and log-probabilities of a vLLM CompletionOutput asked with logprobs=0."""
+    steps = completion.logprobs
+    if not steps or len(steps) != len(completion.token_ids):
+        return None
+    tokens, values = [], []
+    for token_id, step in zip(completion.token_ids, steps, strict=True):
+        chosen = step.get(token_id)
+        if chosen is None:
+            return None
+        tokens.append(chosen.decoded_token or "")
+        values.append(float(chosen.logprob))
+    return tokens, values
 
 
 def _load(path: Path, job: Job, config: ExtractConfig) -> Any:
@@ -161,7 +182,8 @@ def run_batch(
         if not pending:
             break
         outputs = llm.chat(
-            [_conversation(job, images[i]) for i in pending], _sampling(job, schema, temperature, config.extra_body), use_tqdm=False
+            [_conversation(job, images[i]) for i in pending],
+            _sampling(job, schema, temperature, config.extra_body, confidence=config.confidence), use_tqdm=False,
         )
         elapsed = round(time.monotonic() - start, 4)
         still: list[int] = []
@@ -171,6 +193,9 @@ def run_batch(
             answer = parse_answer(completion.text, completion.finish_reason, schema=checker,
                                   allow_fenced=config.allow_fenced)
             extra = {**answer.extra, **({"temperature": temperature} if rung else {})}
+            if config.confidence and answer.ok:
+                extra.update(answer_confidence(completion.text, _token_logprobs(completion),
+                                               fenced=bool(answer.extra.get("fenced"))))
             results[index] = Prediction(
                 file=str(batch[index]), json=answer.json, error=answer.error, raw=answer.raw,
                 attempts=attempts[index], prompt_tokens=len(output.prompt_token_ids or []),

@@ -31,6 +31,8 @@ from vlmocr.records import Prediction
 FINAL_ERRORS = CONTENT_ERRORS | {"image_error", "request_rejected", "bad_response"}
 #: Columns of the CSV before the flattened JSON fields.
 CSV_COLUMNS = ("file", "error", "attempts", "latency_s", "prompt_tokens", "completion_tokens", "finish_reason")
+#: With --confidence, after those: the probability of the answer's least likely field, and which one it is.
+CONFIDENCE_COLUMNS = ("min_confidence", "min_confidence_field")
 
 
 def file_key(file: str) -> str:
@@ -158,9 +160,14 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
     columns: dict[str, None] = dict.fromkeys(CSV_COLUMNS)
     for row in read_output(jsonl).rows.values():
         flat = {name: row.get(name) for name in CSV_COLUMNS}
+        extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
+        for name in CONFIDENCE_COLUMNS:  # written by --confidence: the weakest field, for review queues
+            if name in extra:
+                columns.setdefault(name, None)
+                flat[name] = extra[name]
         if row.get("json") is not None:
             for key, value in flatten(row["json"]).items():
-                key = f"json.{key}" if key in CSV_COLUMNS else key
+                key = f"json.{key}" if key in CSV_COLUMNS or key in CONFIDENCE_COLUMNS else key
                 columns.setdefault(key, None)
                 flat[key] = value
         rows.append(flat)

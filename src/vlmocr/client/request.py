@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from vlmocr.client.answers import SchemaChecker, parse_answer, safe_text
+from vlmocr.client.confidence import answer_confidence, from_openai
 from vlmocr.prompts import PromptContract
 from vlmocr.records import Prediction
 
@@ -79,6 +80,9 @@ class RequestSpec:
     schema_name: str = "vlmocr_target"
     #: Added to every body last (so it may override a key), e.g. vLLM's ignore_eos / min_tokens.
     extra_body: dict[str, Any] = field(default_factory=dict)
+    #: Ask for each generated token's log-probability and give every field of an accepted answer a
+    #: confidence (`vlmocr.client.confidence`).
+    confidence: bool = False
 
     def body(self, image_url: str, temperature: float) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -92,6 +96,8 @@ class RequestSpec:
                 "type": "json_schema",
                 "json_schema": {"name": self.schema_name, "schema": self.schema, "strict": True},
             }
+        if self.confidence:
+            body["logprobs"] = True
         body.update(self.extra_body)
         return body
 
@@ -196,9 +202,10 @@ async def request_image(http: httpx.AsyncClient, spec: RequestSpec, file: str, i
             continue
         choice = reply.data["choices"][0]
         finish = choice.get("finish_reason")
-        answer = parse_answer(
-            choice["message"].get("content"), finish, schema=spec.checker, allow_fenced=spec.allow_fenced
-        )
+        content = choice["message"].get("content")
+        answer = parse_answer(content, finish, schema=spec.checker, allow_fenced=spec.allow_fenced)
+        if spec.confidence and answer.ok:
+            extra.update(answer_confidence(content, from_openai(choice), fenced=bool(answer.extra.get("fenced"))))
         result = Prediction(
             file=file,
             json=answer.json,

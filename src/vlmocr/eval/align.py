@@ -40,12 +40,17 @@ class FieldResult:
     pred: str | None
     status: str
     similarity: float
+    #: Where the predicted value sits in the prediction's own order ("products[3].cases"); None without one.
+    pred_where: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "path": self.path, "where": self.where, "gold": self.gold, "pred": self.pred,
             "status": self.status, "similarity": round(self.similarity, 4),
         }
+        if self.pred_where is not None and self.pred_where != self.where:
+            out["pred_where"] = self.pred_where
+        return out
 
 
 @dataclass(frozen=True)
@@ -87,18 +92,18 @@ def leaf_text(value: Any) -> str | None:
     return json.dumps(value)
 
 
-def _leaf(out: Alignment, path: str, where: str, pred: Any, gold: Any) -> None:
+def _leaf(out: Alignment, path: str, where: str, pwhere: str, pred: Any, gold: Any) -> None:
     p, g = leaf_text(pred), leaf_text(gold)
     if p is None and g is None:
         return
     if g is None:
-        out.fields.append(FieldResult(path, where, None, p, HALLUCINATED, 0.0))
+        out.fields.append(FieldResult(path, where, None, p, HALLUCINATED, 0.0, pwhere))
     elif p is None:
         out.fields.append(FieldResult(path, where, g, None, MISSING, 0.0))
     elif p == g:
-        out.fields.append(FieldResult(path, where, g, p, CORRECT, 1.0))
+        out.fields.append(FieldResult(path, where, g, p, CORRECT, 1.0, pwhere))
     else:
-        out.fields.append(FieldResult(path, where, g, p, WRONG, similarity(p, g)))
+        out.fields.append(FieldResult(path, where, g, p, WRONG, similarity(p, g), pwhere))
 
 
 def _join(base: str, key: str) -> str:
@@ -113,24 +118,25 @@ def _kind(value: Any) -> str:
     return "none" if leaf_text(value) is None else "leaf"
 
 
-def _align(out: Alignment, pred: Any, gold: Any, path: str, where: str, threshold: float) -> None:
+def _align(out: Alignment, pred: Any, gold: Any, path: str, where: str, pwhere: str, threshold: float) -> None:
+    """`where` names the place in gold's order, `pwhere` the same place in the prediction's."""
     kp, kg = _kind(pred), _kind(gold)
     if kp == "none" and kg == "none":
         return
     if kp != kg and kp != "none" and kg != "none":  # a type mismatch: compare each with nothing
-        _align(out, None, gold, path, where, threshold)
-        _align(out, pred, None, path, where, threshold)
+        _align(out, None, gold, path, where, pwhere, threshold)
+        _align(out, pred, None, path, where, pwhere, threshold)
         return
     kind = kg if kg != "none" else kp
     if kind == "leaf":
-        _leaf(out, path, where, pred, gold)
+        _leaf(out, path, where, pwhere, pred, gold)
     elif kind == "dict":
         p = pred if isinstance(pred, dict) else {}
         g = gold if isinstance(gold, dict) else {}
         for key in list(g) + [k for k in p if k not in g]:
-            _align(out, p.get(key), g.get(key), _join(path, key), _join(where, key), threshold)
+            _align(out, p.get(key), g.get(key), _join(path, key), _join(where, key), _join(pwhere, key), threshold)
     else:
-        _align_lists(out, pred or [], gold or [], path, where, threshold)
+        _align_lists(out, pred or [], gold or [], path, where, pwhere, threshold)
 
 
 def _flat_row(row: Any) -> dict[str, str]:
@@ -181,7 +187,7 @@ def row_similarity(pred_rows: list[Any], gold_rows: list[Any]) -> Any:
 
 
 def _align_lists(
-    out: Alignment, pred: list[Any], gold: list[Any], path: str, where: str, threshold: float
+    out: Alignment, pred: list[Any], gold: list[Any], path: str, where: str, pwhere: str, threshold: float
 ) -> None:
     item_path = path + "[]"
     pairs: list[tuple[int, int]] = []
@@ -201,17 +207,17 @@ def _align_lists(
         p_index = matched_gold.get(g_index)
         before = len(out.fields)
         _align(out, pred[p_index] if p_index is not None else None, g_item, item_path,
-               f"{where}[{g_index}]", threshold)
+               f"{where}[{g_index}]", f"{pwhere}[{p_index}]", threshold)
         if p_index is not None and all(f.status == CORRECT for f in out.fields[before:]):
             exact += 1
     for p_index, p_item in enumerate(pred):
         if p_index not in matched_pred:
-            _align(out, p_item, None, item_path, f"{where}[pred {p_index}]", threshold)
+            _align(out, p_item, None, item_path, f"{where}[pred {p_index}]", f"{pwhere}[{p_index}]", threshold)
     out.rows.append(RowMatch(path, len(gold), len(pred), tuple(sorted(pairs, key=lambda x: x[1])), exact))
 
 
 def align_fields(pred: Any, gold: Any, *, row_threshold: float = 0.5) -> Alignment:
     """Compare two (value-normalized) JSON values field by field; lists row by row."""
     out = Alignment()
-    _align(out, pred, gold, "", "", row_threshold)
+    _align(out, pred, gold, "", "", "", row_threshold)
     return out

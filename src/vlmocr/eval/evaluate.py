@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmocr.errors import DatasetError, EvaluationError
+from vlmocr.eval.confidence import ConfidenceSummary, summarize_confidence
 from vlmocr.eval.metrics import EvalSummary, PairScore, ScoreConfig, score_pair, summarize_scores
 from vlmocr.eval.normalize import NormalizeConfig
 from vlmocr.records import Prediction, Record, Skip
@@ -131,6 +132,17 @@ class EvalResult:
     skips: list[Skip]
     config: EvalConfig
     files: dict[str, Path] = field(default_factory=dict)
+    #: How field confidence (`vlmocr extract --confidence`) lines up with being right; None without it.
+    confidence: ConfidenceSummary | None = None
+
+
+def _row_extra(obj: dict[str, Any]) -> dict[str, Any]:
+    """A row's `extra` object (what `vlmocr extract` writes there) and any keys of other writers."""
+    nested = obj.get("extra")
+    out = {k: v for k, v in obj.items() if k not in _KNOWN and k != "file" and not (k == "extra" and isinstance(v, dict))}
+    if isinstance(nested, dict):
+        out.update({k: v for k, v in nested.items() if k not in out})
+    return out
 
 
 def load_predictions(path: Path) -> tuple[list[Prediction], list[Skip]]:
@@ -163,7 +175,7 @@ def load_predictions(path: Path) -> tuple[list[Prediction], list[Skip]]:
                 if isinstance(obj.get("completion_tokens"), int) else None,
                 latency_s=float(obj["latency_s"]) if isinstance(obj.get("latency_s"), (int, float)) else None,
                 finish_reason=obj.get("finish_reason") if isinstance(obj.get("finish_reason"), str) else None,
-                extra={k: v for k, v in obj.items() if k not in _KNOWN and k != "file"},
+                extra=_row_extra(obj),
             ))
     if not predictions:
         first = f" (first problem: {skips[0]})" if skips else ""
@@ -287,7 +299,7 @@ def evaluate(
     images = score_images(match, config)
     summary = summarize_scores([i.score for i in images], bootstrap=config.bootstrap, seed=config.seed)
     result = EvalResult(Path(predictions), Path(gold), summary, images, match,
-                        [*pred_skips, *gold_skips], config)
+                        [*pred_skips, *gold_skips], config, confidence=summarize_confidence(images))
     if out is not None:
         from vlmocr.eval.report import write_report
 

@@ -118,13 +118,19 @@ def highlight(gold: str | None, pred: str | None) -> tuple[str, str]:
     return "".join(g_out), "".join(p_out)
 
 
-def field_table(fields: Sequence[FieldResult]) -> str:
+def field_table(fields: Sequence[FieldResult], confidence: dict[str, float] | None = None) -> str:
+    """Field rows; with an answer's confidence map, a column of each predicted value's probability."""
     rows = []
     for f in fields:
         g, p = highlight(f.gold, f.pred)
+        conf = ""
+        if confidence is not None:
+            prob = confidence.get(f.pred_where) if f.pred_where is not None else None
+            conf = f'<td class="num">{"" if prob is None else f"{prob:.3f}"}</td>'
         rows.append(f'<tr class="{f.status}"><td>{esc(f.where or "(root)")}</td><td>{g}</td>'
-                    f'<td>{p}</td><td class="st">{f.status}</td></tr>')
-    return ('<table class="fields"><tr><th>field</th><th>gold</th><th>predicted</th><th>status</th></tr>'
+                    f'<td>{p}</td>{conf}<td class="st">{f.status}</td></tr>')
+    head = "<th class=num title='the probability the model gave this value'>confidence</th>" if confidence is not None else ""
+    return ('<table class="fields"><tr><th>field</th><th>gold</th><th>predicted</th>' + head + "<th>status</th></tr>"
             + "".join(rows) + "</table>")
 
 
@@ -151,14 +157,18 @@ def score_chips(image: ImageResult) -> str:
 
 def fields_block(image: ImageResult) -> str:
     """Fields that are not correct, then the correct ones folded; all folded if no answer."""
+    from vlmocr.eval.confidence import answer_confidence_map
+
     fields = image.score.fields
     if not image.score.json_valid:
         return f"<details><summary>gold fields ({len(fields)})</summary>{field_table(fields)}</details>"
+    confidence = answer_confidence_map(image.prediction.extra) if image.prediction is not None else None
     differing = [f for f in fields if f.status != "correct"]
     correct = [f for f in fields if f.status == "correct"]
-    out = field_table(differing) if differing else ""
+    out = field_table(differing, confidence) if differing else ""
     if correct:
-        out += f"<details><summary>{len(correct)} correct fields</summary>{field_table(correct)}</details>"
+        out += (f"<details><summary>{len(correct)} correct fields</summary>"
+                f"{field_table(correct, confidence)}</details>")
     return out
 
 
@@ -197,6 +207,45 @@ def per_field_table(result: EvalResult) -> str:
     return "<table>" + head + "".join(rows) + "</table>"
 
 
+def confidence_section(result: EvalResult) -> str:
+    """Thresholds, review shares and calibration bins of the field confidence; empty without one."""
+    c = result.confidence
+    if c is None:
+        return ""
+
+    def num(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    intro = (f"<p>{c.fields} predicted fields of {c.answers} answers carry a confidence, {c.errors} of them "
+             f"wrong or hallucinated. AUROC {num(c.auroc)} (the chance a wrong field is less confident than a "
+             f"right one; 0.5 is chance), calibration gap (ECE) {num(c.ece)}. {c.missing} gold fields the answers "
+             f"left out have no confidence and cannot be flagged.</p>")
+    if c.answers_without:
+        intro += f"<p>{c.answers_without} accepted answers have no confidence ({esc(c.errors_by_reason)}).</p>"
+    flags = "".join(
+        f"<tr><td class=num>{t['threshold']}</td><td class=num>{t['flagged']}</td><td class=num>"
+        f"{pct(t['flagged_share'])}</td><td class=num>{t['errors_caught']}</td><td class=num>"
+        f"{pct(t['error_recall'])}</td><td>{bar(t['error_recall'])}</td><td class=num>"
+        f"{pct(t['accuracy_unflagged'])}</td></tr>" for t in c.thresholds)
+    review = "".join(
+        f"<tr><td class=num>{pct(r['share'])}</td><td class=num>{r['fields']}</td><td class=num>"
+        f"{r['errors_caught']}</td><td class=num>{pct(r['error_recall'])}</td></tr>" for r in c.review)
+    bins = "".join(
+        f"<tr><td>[{b['lo']}, {b['hi']}{']' if b['hi'] == 1.0 else ')'}</td><td class=num>{b['fields']}</td>"
+        f"<td class=num>{pct(b['accuracy'])}</td><td>{bar(b['accuracy'])}</td><td class=num>"
+        f"{num(b['mean_confidence'])}</td></tr>" for b in c.bins)
+    return (
+        "<h2>Field confidence</h2>" + intro
+        + "<table><tr><th class=num>flag fields below</th><th class=num>flagged</th><th class=num>of all fields</th>"
+          "<th class=num>errors caught</th><th class=num>of all errors</th><th></th>"
+          "<th class=num>accuracy of the rest</th></tr>" + flags + "</table><p></p>"
+        + "<table><tr><th class=num>review the least confident</th><th class=num>fields</th>"
+          "<th class=num>errors caught</th><th class=num>of all errors</th></tr>" + review + "</table><p></p>"
+        + "<table><tr><th>confidence</th><th class=num>fields</th><th class=num>accuracy</th><th></th>"
+          "<th class=num>mean confidence</th></tr>" + bins + "</table>"
+    )
+
+
 def render_html(result: EvalResult) -> str:
     """The whole report page."""
     s, m, config = result.summary, result.match, result.config
@@ -228,6 +277,7 @@ def render_html(result: EvalResult) -> str:
         + "<h2>Summary</h2>" + summary_table(result)
         + f"<h2>Failure breakdown</h2><div>{failures}</div>"
         + "<h2>Per field (worst first)</h2>" + per_field_table(result)
+        + confidence_section(result)
         + f"<h2>Images, worst first ({len(shown)} of {len(result.images)})</h2>"
         + "".join(cards)
     )

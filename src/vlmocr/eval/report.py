@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmocr.errors import ConfigError
+from vlmocr.eval.confidence import ConfidenceSummary
 from vlmocr.eval.evaluate import EvalResult
 from vlmocr.eval.metrics import EvalSummary, FieldSummary
 from vlmocr.fileio import atomic_write_json, atomic_write_text, provenance
@@ -68,6 +69,7 @@ def report_dict(result: EvalResult) -> dict[str, Any]:
         "gold": str(result.gold),
         "config": result.config.to_dict(),
         "summary": result.summary.to_dict(),
+        "confidence": result.confidence.to_dict() if result.confidence is not None else None,
         "matching": result.match.to_dict(),
         "skipped_lines": [{"file": s.file, "line": s.line, "reason": s.reason} for s in result.skips],
         "images": [image.to_dict() for image in result.images],
@@ -100,6 +102,7 @@ def render_markdown(result: EvalResult) -> str:
                      f"{f.correct} | {f.wrong} | {f.near_misses} | {f.missing} | {f.hallucinated} |")
     lines += ["", ("(≤ 2 chars off: wrong values within two character edits of the gold value, a misread "
                    "character or two; the other wrong values are a different value.)")]
+    lines += confidence_markdown(result.confidence)
     shown = result.images[: result.config.max_images]
     lines += ["", f"## Worst images ({len(shown)} of {len(result.images)})", "",
               "| image | nTED acc. | field F1 | error | wrong | missing | hallucinated |",
@@ -112,6 +115,34 @@ def render_markdown(result: EvalResult) -> str:
     lines += ["", "report.json holds every image and field; report.html shows each picture "
               "beside predicted vs gold.", ""]
     return "\n".join(lines)
+
+
+def confidence_markdown(c: ConfidenceSummary | None) -> list[str]:
+    """The report's confidence section (empty when the predictions carry none)."""
+    if c is None:
+        return []
+    intro = (f"{c.fields} predicted fields of {c.answers} answers carry a confidence ({c.errors} of them wrong or "
+             f"hallucinated); AUROC {_num(c.auroc)} (0.5 = no better than chance), calibration gap (ECE) "
+             f"{_num(c.ece)}; {c.missing} gold fields the answers left out cannot be flagged.")
+    lines = ["", "## Field confidence", "", intro]
+    if c.answers_without:
+        lines.append(f"{c.answers_without} accepted answers have no confidence: "
+                     + ", ".join(f"{k} ({v})" for k, v in c.errors_by_reason.items()) + ".")
+    head = "| flag fields below | flagged | of all fields | errors caught | of all errors | accuracy of the rest |"
+    lines += ["", head, "|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {t['threshold']} | {t['flagged']} | {pct(t['flagged_share'])} | {t['errors_caught']} | "
+              f"{pct(t['error_recall'])} | {pct(t['accuracy_unflagged'])} |" for t in c.thresholds]
+    lines += ["", "| review the least confident | fields | errors caught | of all errors |", "|---:|---:|---:|---:|"]
+    lines += [f"| {pct(r['share'])} | {r['fields']} | {r['errors_caught']} | {pct(r['error_recall'])} |"
+              for r in c.review]
+    lines += ["", "| confidence | fields | accuracy | mean confidence |", "|---|---:|---:|---:|"]
+    lines += [f"| [{b['lo']}, {b['hi']}{']' if b['hi'] == 1.0 else ')'} | {b['fields']} | {pct(b['accuracy'])} | "
+              f"{_num(b['mean_confidence'])} |" for b in c.bins]
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def write_report(result: EvalResult, out: Path) -> EvalResult:

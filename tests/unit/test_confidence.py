@@ -1,0 +1,250 @@
+"""Per-field confidence: token spans, JSON leaf spans, the client's rows, and the evaluation of it."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from tests.unit.test_client_fake_server import Action, FakeOpenAI, manifest
+from vlmocr.client.confidence import (
+    REPLACEMENT,
+    AlignmentError,
+    answer_confidence,
+    field_confidence,
+    leaf_spans,
+    token_spans,
+)
+from vlmocr.client.extract import ExtractConfig, extract
+from vlmocr.eval.align import align_fields
+from vlmocr.eval.confidence import auroc, summarize_confidence
+from vlmocr.eval.evaluate import EvalConfig, evaluate
+from vlmocr.eval.metrics import score_pair
+from vlmocr.records import Prediction
+from vlmocr.schema import dumps_target
+
+
+def pieces(text: str, size: int = 3) -> list[str]:
+    """`text` cut into tokens of `size` characters."""
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+# --- token spans -------------------------------------------------------------------------------------------
+
+
+def test_token_spans_follow_the_text() -> None:
+    assert token_spans(['{"', "a", '":', "1", "}"], '{"a":1}') == [(0, 2), (2, 3), (3, 5), (5, 6), (6, 7)]
+
+
+def test_tokens_after_the_text_get_empty_spans() -> None:
+    assert token_spans(["{}", "<|im_end|>"], "{}") == [(0, 2), (2, 2)]
+
+
+def test_a_character_split_over_tokens_takes_the_stretch_between_its_neighbours() -> None:
+    # "é" is two bytes; decoded one token at a time each half is U+FFFD.
+    spans = token_spans(['"', "h", REPLACEMENT, REPLACEMENT + "llo", '"'], '"héllo"')
+    assert spans == [(0, 1), (1, 2), (2, 6), (2, 6), (6, 7)]
+    # a token that ends in a split character, one that starts with one
+    assert token_spans(['"a' + REPLACEMENT, REPLACEMENT + 'b"'], '"aéb"') == [(0, 5), (0, 5)]
+
+
+def test_several_split_characters_in_a_row() -> None:
+    text = '{"k":"中文字"}'
+    tokens = ['{"k":"', REPLACEMENT, REPLACEMENT, REPLACEMENT, REPLACEMENT, REPLACEMENT, '"}']
+    spans = token_spans(tokens, text)
+    assert spans[0] == (0, 6) and spans[-1] == (9, 11)
+    assert set(spans[1:-1]) == {(6, 9)}
+
+
+def test_tokens_that_do_not_spell_the_text_are_an_error() -> None:
+    with pytest.raises(AlignmentError):
+        token_spans(['{"', "b"], '{"a":1}')
+    with pytest.raises(AlignmentError):
+        token_spans(['"', REPLACEMENT, 'x"'], '"éy"')
+
+
+# --- leaf spans --------------------------------------------------------------------------------------------
+
+
+def test_leaf_spans_name_and_locate_every_value() -> None:
+    text = ' {"a": "x\\"y", "b": [ -1.5e3, true, null ], "c": {"d": ""}, "e": [], "f": "\\u00e9"}\n'
+    spans = {path: text[lo:hi] for path, lo, hi in leaf_spans(text)}
+    assert spans == {"a": 'x\\"y', "b[0]": "-1.5e3", "b[1]": "true", "b[2]": "null",
+                     "c.d": '"', "f": "\\u00e9"}  # the empty string: its closing quote
+
+
+def test_leaf_paths_are_the_evaluations_names_for_predicted_fields() -> None:
+    rng = random.Random(3)
+    for _ in range(20):
+        value = manifest(products=[{"description": f"d{rng.randint(0, 9)}", "cases": str(rng.randint(0, 99)),
+                                    "sales_units": "1", "layers": "2"} for _ in range(rng.randint(1, 4))])
+        text = dumps_target(value)
+        paths = {path for path, _, _ in leaf_spans(text)}
+        fields = align_fields(value, value).fields
+        assert {f.pred_where for f in fields} == paths
+
+
+def test_field_confidence_is_the_joint_probability_of_the_values_tokens() -> None:
+    text = '{"a":"xyz","b":"","c":7}'
+    tokens = ['{"', "a", '":"', "xy", "z", '","', "b", '":"', '","', "c", '":', "7", "}"]
+    probs = [0.9, 0.9, 0.9, 0.5, 0.8, 0.9, 0.9, 0.9, 0.6, 0.9, 0.9, 0.7, 0.9]
+    confidence = field_confidence(tokens, [math.log(p) for p in probs], text)
+    assert confidence == {"a": pytest.approx(0.4), "b": pytest.approx(0.6), "c": pytest.approx(0.7)}
+
+
+def test_a_token_spelling_quote_and_value_counts_for_the_value() -> None:
+    confidence = field_confidence(['{"a":"', 'x"', "}"], [math.log(0.5), math.log(0.4), 0.0], '{"a":"x"}')
+    assert confidence == {"a": pytest.approx(0.4)}
+
+
+def test_answer_confidence_reports_what_it_cannot_do() -> None:
+    assert answer_confidence('{"a":1}', None) == {"confidence_error": "the server returned no log-probabilities"}
+    bad = answer_confidence('{"a":1}', (['{"b', '":1}'], [0.0, 0.0]))
+    assert bad["confidence_error"].startswith("AlignmentError")
+    assert answer_confidence('{"a":1}', (["{}"], [0.0, 0.0]))["confidence_error"].startswith("AlignmentError")
+    fenced = '```json\n{"a":"v"}\n```'
+    ok = answer_confidence(fenced, (pieces(fenced, 2), [math.log(0.9)] * len(pieces(fenced, 2))), fenced=True)
+    assert set(ok["confidence"]) == {"a"} and ok["min_confidence_field"] == "a"
+
+
+# --- through the client ------------------------------------------------------------------------------------
+
+
+def _logprob_items(text: str, weak: str) -> list[dict]:
+    """Tokens of `text` (3 characters each); those inside the value `weak` get probability 0.2."""
+    lo = text.index(weak)
+    items = []
+    for start, token in zip(itertools.count(0, 3), pieces(text)):
+        p = 0.2 if lo <= start < lo + len(weak) else 0.99
+        items.append({"token": token, "logprob": math.log(p), "bytes": list(token.encode())})
+    return items
+
+
+def test_the_client_asks_for_logprobs_and_writes_field_confidence(tmp_path: Path) -> None:
+    image = tmp_path / "img" / "a.jpg"
+    image.parent.mkdir()
+    Image.new("RGB", (300, 200), "white").save(image)
+    value = manifest(salesman="JOHN QUINCY SMITH")
+    text = dumps_target(value)
+    script = [Action(content=text, logprobs=_logprob_items(text, "JOHN QUINCY SMITH"))]
+    with FakeOpenAI(script) as fake:
+        result = extract([image], ExtractConfig(server=fake.base_url, out=tmp_path / "p.jsonl", confidence=True,
+                                                csv=tmp_path / "p.csv", use_schema=False))
+    assert result.ok == 1 and fake.requests[0]["logprobs"] is True
+    row = json.loads((tmp_path / "p.jsonl").read_text())
+    confidence = row["extra"]["confidence"]
+    assert set(confidence) == {path for path, _, _ in leaf_spans(text)}
+    assert row["extra"]["min_confidence_field"] == "salesman" and row["extra"]["min_confidence"] < 0.01
+    assert confidence["route"] > 0.9
+    with open(tmp_path / "p.csv", newline="") as fh:
+        csv_row = next(csv.DictReader(fh))
+    assert csv_row["min_confidence_field"] == "salesman"
+
+
+def test_without_the_flag_no_logprobs_are_asked_and_a_server_without_them_is_reported(tmp_path: Path) -> None:
+    image = tmp_path / "a.jpg"
+    Image.new("RGB", (300, 200), "white").save(image)
+    with FakeOpenAI() as fake:
+        extract([image], ExtractConfig(server=fake.base_url, out=tmp_path / "plain.jsonl", use_schema=False))
+        extract([image], ExtractConfig(server=fake.base_url, out=tmp_path / "asked.jsonl", use_schema=False,
+                                       confidence=True))
+    assert "logprobs" not in fake.requests[0] and fake.requests[1]["logprobs"] is True
+    assert "confidence" not in json.loads((tmp_path / "plain.jsonl").read_text())["extra"]
+    asked = json.loads((tmp_path / "asked.jsonl").read_text())
+    assert asked["error"] is None and asked["extra"] == {"confidence_error": "the server returned no log-probabilities"}
+
+
+# --- evaluation --------------------------------------------------------------------------------------------
+
+
+def test_auroc_matches_counting_pairs() -> None:
+    rng = random.Random(0)
+    for _ in range(20):
+        wrong = [round(rng.random(), 1) for _ in range(rng.randint(1, 8))]
+        right = [round(rng.random(), 1) for _ in range(rng.randint(1, 8))]
+        pairs = [1.0 if w < r else 0.5 if w == r else 0.0 for w in wrong for r in right]
+        assert auroc(wrong, right) == pytest.approx(sum(pairs) / len(pairs))
+    assert auroc([], [0.5]) is None
+
+
+def _image(pred: dict, gold: dict, confidence: dict[str, float] | None) -> SimpleNamespace:
+    extra = {"confidence": confidence} if confidence is not None else {}
+    return SimpleNamespace(prediction=Prediction(file="x", json=pred, extra=extra), score=score_pair(pred, gold))
+
+
+def test_summary_counts_flags_by_where_the_value_sits_in_the_prediction() -> None:
+    gold = manifest(products=[{"description": "A", "cases": "1", "sales_units": "1", "layers": "1"},
+                              {"description": "B", "cases": "2", "sales_units": "2", "layers": "2"}])
+    # The rows come back swapped, the second gold row's cases misread and the route wrong.
+    pred = manifest(route="WRONG", products=[{"description": "B", "cases": "9", "sales_units": "2", "layers": "2"},
+                                              {"description": "A", "cases": "1", "sales_units": "1", "layers": "1"}])
+    confidence = {path: 0.99 for path, _, _ in leaf_spans(dumps_target(pred))}
+    confidence["route"] = 0.3
+    confidence["products[0].cases"] = 0.6  # the misread value, first in the prediction's order
+    summary = summarize_confidence([_image(pred, gold, confidence)])
+    assert summary is not None and summary.fields == len(confidence) and summary.errors == 2
+    assert summary.without_confidence == 0 and summary.missing == 0
+    assert summary.auroc == 1.0
+    by = {t["threshold"]: t for t in summary.thresholds}
+    assert (by[0.5]["flagged"], by[0.5]["errors_caught"]) == (1, 1)
+    assert (by[0.9]["flagged"], by[0.9]["errors_caught"], by[0.9]["accuracy_unflagged"]) == (2, 2, 1.0)
+    fields = {f["path"]: f for f in summary.per_field}
+    assert fields["products[].cases"]["errors"] == 1 and fields["products[].cases"]["mean_confidence_wrong"] == 0.6
+
+
+def test_summary_is_none_without_confidence_and_counts_answers_that_lack_it() -> None:
+    gold = manifest()
+    assert summarize_confidence([_image(gold, gold, None)]) is None
+    lacking = SimpleNamespace(prediction=Prediction(file="x", json=gold, extra={"confidence_error": "Alignment: x"}),
+                              score=score_pair(gold, gold))
+    summary = summarize_confidence([lacking])
+    assert summary is not None and summary.answers == 0 and summary.answers_without == 1
+    assert summary.errors_by_reason == {"Alignment": 1} and summary.auroc is None
+
+
+def test_eval_reports_confidence_from_a_predictions_file(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "test"
+    data.mkdir(parents=True)
+    golds = [manifest(route=f"R{i}") for i in range(4)]
+    lines, preds = [], []
+    for i, gold in enumerate(golds):
+        Image.new("RGB", (64, 64), "white").save(data / f"{i}.jpg")
+        lines.append(json.dumps({"image": f"{i}.jpg", "prefix": "p", "suffix": dumps_target(gold)}))
+        pred = manifest(route=f"R{i}" if i % 2 else "MISREAD")
+        confidence = {path: 0.999 for path, _, _ in leaf_spans(dumps_target(pred))}
+        confidence["route"] = 0.98 if i % 2 else 0.4
+        preds.append(json.dumps({"file": str(data / f"{i}.jpg"), "json": pred, "error": None,
+                                 "extra": {"confidence": confidence}}))
+    (data / "annotations.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "p.jsonl").write_text("\n".join(preds) + "\n")
+    result = evaluate(tmp_path / "p.jsonl", data, tmp_path / "report", EvalConfig(schema=None))
+    assert result.confidence is not None and result.confidence.errors == 2 and result.confidence.auroc == 1.0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["confidence"]["thresholds"][0] == {
+        "threshold": 0.5, "flagged": 2, "flagged_share": round(2 / result.confidence.fields, 4), "errors_caught": 2,
+        "error_recall": 1.0, "flagged_precision": 1.0, "accuracy_unflagged": 1.0}
+    assert "## Field confidence" in (tmp_path / "report" / "report.md").read_text()
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<h2>Field confidence</h2>" in page and "<td class=\"num\">0.400</td>" in page
+
+
+def test_the_review_curve_counts_errors_among_the_least_confident_fields() -> None:
+    gold = manifest()
+    pred = manifest(route="X", dock="Y")
+    confidence = {path: 0.5 + i / 100 for i, (path, _, _) in enumerate(leaf_spans(dumps_target(pred)))}
+    confidence["route"], confidence["dock"] = 0.01, 0.99  # one error first in line, the other last
+    summary = summarize_confidence([_image(pred, gold, confidence)])
+    assert summary is not None and summary.fields == len(confidence)
+    curve = summary.to_dict()["review_curve"]
+    assert len(curve["shares"]) == len(curve["error_recall"]) == 100 and curve["shares"][-1] == 1.0
+    first = math.ceil(len(confidence) / 100)  # 1 % of the fields, rounded up: the least confident one
+    assert first == 1 and curve["error_recall"][0] == 0.5 and curve["error_recall"][-1] == 1.0
+    assert curve["error_recall"] == sorted(curve["error_recall"])
+    assert summary.review[0]["error_recall"] == 0.5
