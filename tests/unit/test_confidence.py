@@ -19,6 +19,7 @@ from vlmocr.client.confidence import (
     AlignmentError,
     answer_confidence,
     field_confidence,
+    from_openai,
     leaf_spans,
     token_spans,
 )
@@ -43,24 +44,52 @@ def test_token_spans_follow_the_text() -> None:
     assert token_spans(['{"', "a", '":', "1", "}"], '{"a":1}') == [(0, 2), (2, 3), (3, 5), (5, 6), (6, 7)]
 
 
-def test_tokens_after_the_text_get_empty_spans() -> None:
-    assert token_spans(["{}", "<|im_end|>"], "{}") == [(0, 2), (2, 2)]
+def test_tokens_after_the_text_get_no_span_and_tokens_must_cover_it() -> None:
+    assert token_spans(["{}", "<|im_end|>"], "{}") == [(0, 2), None]
+    with pytest.raises(AlignmentError, match="end at character 4"):
+        token_spans(['{"a"'], '{"a":1}')  # cut off: the rest would otherwise count as certain
+    with pytest.raises(AlignmentError):
+        token_spans([], "{}")
 
 
-def test_a_character_split_over_tokens_takes_the_stretch_between_its_neighbours() -> None:
+def test_reasoning_tokens_before_the_answer_get_no_span() -> None:
+    tokens = ["<think>", "hm", "</think>", '{"a":', "1", "}", "<|im_end|>"]
+    assert token_spans(tokens, '{"a":1}') == [None, None, None, (0, 5), (5, 6), (6, 7), None]
+
+
+def _covers(spans: list, text: str) -> bool:
+    """The spans follow each other and cover all of `text`."""
+    placed = [s for s in spans if s is not None]
+    return placed[0][0] == 0 and placed[-1][1] == len(text) and all(
+        a[1] == b[0] for a, b in itertools.pairwise(placed))
+
+
+def test_a_character_split_over_tokens_is_placed_on_one_of_its_pieces() -> None:
     # "é" is two bytes; decoded one token at a time each half is U+FFFD.
     spans = token_spans(['"', "h", REPLACEMENT, REPLACEMENT + "llo", '"'], '"héllo"')
-    assert spans == [(0, 1), (1, 2), (2, 6), (2, 6), (6, 7)]
+    assert spans[:2] == [(0, 1), (1, 2)] and spans[3][1] == 6 and spans[-1] == (6, 7) and _covers(spans, '"héllo"')
+    assert {spans[2], spans[3]} in ({(2, 2), (2, 6)}, {(2, 3), (3, 6)})
     # a token that ends in a split character, one that starts with one
-    assert token_spans(['"a' + REPLACEMENT, REPLACEMENT + 'b"'], '"aéb"') == [(0, 5), (0, 5)]
+    spans = token_spans(['"a' + REPLACEMENT, REPLACEMENT + 'b"'], '"aéb"')
+    assert _covers(spans, '"aéb"') and spans[0][0] == 0 and spans[1][1] == 5
 
 
 def test_several_split_characters_in_a_row() -> None:
     text = '{"k":"中文字"}'
     tokens = ['{"k":"', REPLACEMENT, REPLACEMENT, REPLACEMENT, REPLACEMENT, REPLACEMENT, '"}']
     spans = token_spans(tokens, text)
-    assert spans[0] == (0, 6) and spans[-1] == (9, 11)
-    assert set(spans[1:-1]) == {(6, 9)}
+    assert spans[0] == (0, 6) and spans[-1] == (9, 11) and _covers(spans, text)
+    assert all(6 <= s[0] <= s[1] <= 9 for s in spans[1:-1])
+
+
+def test_split_characters_followed_by_the_same_whole_character() -> None:
+    # The pieces of one character, then the next one twice as whole tokens: a greedy match would eat one.
+    text = '{"a":"𠀋中中"}'
+    spans = token_spans(['{"a":"', REPLACEMENT, REPLACEMENT, "中", "中", '"}'], text)
+    assert spans[3:] == [(7, 8), (8, 9), (9, 11)] and _covers(spans, text)
+    # pieces around an empty token
+    text = '{"a":"éé"}'
+    assert _covers(token_spans(['{"a":"', REPLACEMENT, REPLACEMENT, "", REPLACEMENT, REPLACEMENT, '"}'], text), text)
 
 
 def test_tokens_that_do_not_spell_the_text_are_an_error() -> None:
@@ -77,7 +106,7 @@ def test_leaf_spans_name_and_locate_every_value() -> None:
     text = ' {"a": "x\\"y", "b": [ -1.5e3, true, null ], "c": {"d": ""}, "e": [], "f": "\\u00e9"}\n'
     spans = {path: text[lo:hi] for path, lo, hi in leaf_spans(text)}
     assert spans == {"a": 'x\\"y', "b[0]": "-1.5e3", "b[1]": "true", "b[2]": "null",
-                     "c.d": '"', "f": "\\u00e9"}  # the empty string: its closing quote
+                     "c.d": "", "f": "\\u00e9"}  # the empty string: the empty span at its closing quote
 
 
 def test_leaf_paths_are_the_evaluations_names_for_predicted_fields() -> None:
@@ -91,12 +120,19 @@ def test_leaf_paths_are_the_evaluations_names_for_predicted_fields() -> None:
         assert {f.pred_where for f in fields} == paths
 
 
-def test_field_confidence_is_the_joint_probability_of_the_values_tokens() -> None:
+def test_field_confidence_is_the_joint_probability_of_the_value_and_its_end() -> None:
     text = '{"a":"xyz","b":"","c":7}'
     tokens = ['{"', "a", '":"', "xy", "z", '","', "b", '":"', '","', "c", '":', "7", "}"]
-    probs = [0.9, 0.9, 0.9, 0.5, 0.8, 0.9, 0.9, 0.9, 0.6, 0.9, 0.9, 0.7, 0.9]
+    probs = [0.9, 0.9, 0.9, 0.5, 0.8, 0.9, 0.9, 0.9, 0.6, 0.9, 0.9, 0.7, 0.8]
     confidence = field_confidence(tokens, [math.log(p) for p in probs], text)
-    assert confidence == {"a": pytest.approx(0.4), "b": pytest.approx(0.6), "c": pytest.approx(0.7)}
+    # "xy" · "z" · the closing quote's token; the empty string: its closing quote's; 7 · the "}" that ends it
+    assert confidence == {"a": pytest.approx(0.5 * 0.8 * 0.9), "b": pytest.approx(0.6), "c": pytest.approx(0.7 * 0.8)}
+
+
+def test_values_with_the_same_name_are_refused() -> None:
+    text = '{"a.b":"x","a":{"b":"y"}}'
+    extra = answer_confidence(text, ([text], [0.0]))
+    assert extra == {"confidence_error": "ValueError: two values are both named 'a.b'"}
 
 
 def test_a_token_spelling_quote_and_value_counts_for_the_value() -> None:
@@ -109,6 +145,8 @@ def test_answer_confidence_reports_what_it_cannot_do() -> None:
     bad = answer_confidence('{"a":1}', (['{"b', '":1}'], [0.0, 0.0]))
     assert bad["confidence_error"].startswith("AlignmentError")
     assert answer_confidence('{"a":1}', (["{}"], [0.0, 0.0]))["confidence_error"].startswith("AlignmentError")
+    assert answer_confidence('{"a":1,"b":2}', ([], []))["confidence_error"].startswith("AlignmentError")
+    assert from_openai({"logprobs": [1]}) is None and from_openai({"logprobs": {"content": [{"t": 1}]}}) is None
     fenced = '```json\n{"a":"v"}\n```'
     ok = answer_confidence(fenced, (pieces(fenced, 2), [math.log(0.9)] * len(pieces(fenced, 2))), fenced=True)
     assert set(ok["confidence"]) == {"a"} and ok["min_confidence_field"] == "a"
@@ -248,3 +286,30 @@ def test_the_review_curve_counts_errors_among_the_least_confident_fields() -> No
     assert first == 1 and curve["error_recall"][0] == 0.5 and curve["error_recall"][-1] == 1.0
     assert curve["error_recall"] == sorted(curve["error_recall"])
     assert summary.review[0]["error_recall"] == 0.5
+
+
+def test_ties_at_the_cut_count_their_errors_in_proportion() -> None:
+    gold = manifest()
+    pred = manifest(route="X")  # one error among 10 fields of equal confidence, the rest more confident
+    paths = [path for path, _, _ in leaf_spans(dumps_target(pred))]
+    tied = ["route", *[p for p in paths if p != "route"][:9]]
+    confidence = {path: (0.5 if path in tied else 0.99) for path in paths}
+    summary = summarize_confidence([_image(pred, gold, confidence)])
+    assert summary is not None
+    n = summary.fields
+    for row in summary.review:  # the cut takes k of the 10 tied fields: k/10 of their one error, on average
+        k = row["fields"]
+        assert row["errors_caught"] == pytest.approx(min(k, 10) / 10, abs=0.005), (n, row)
+
+
+def test_csv_puts_the_confidence_columns_first_whichever_row_comes_first(tmp_path: Path) -> None:
+    from vlmocr.client.output import write_csv
+
+    rows = [{"file": "a.jpg", "json": {"x": "1"}, "error": None, "extra": {"confidence_error": "no logprobs"}},
+            {"file": "b.jpg", "json": {"x": "2"}, "error": None,
+             "extra": {"confidence": {"x": 0.4}, "min_confidence": 0.4, "min_confidence_field": "x"}}]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_csv(tmp_path / "p.jsonl", tmp_path / "p.csv")
+    with open(tmp_path / "p.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header[-3:] == ["min_confidence", "min_confidence_field", "x"]

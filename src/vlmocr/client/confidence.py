@@ -3,9 +3,9 @@
 With `--confidence`, every request asks for the log-probability of each token it generates
 (OpenAI's `logprobs: true`; `SamplingParams(logprobs=0)` offline). Once an answer is valid JSON,
 each leaf value (string, number, true/false/null) gets the joint probability of the tokens that
-spell it: exp(sum of their log-probabilities), the model's own probability of that value given
-everything before it. A token that also spells a quote or a colon next to the value counts
-towards it; an empty string is scored by the token that closes it.
+spell it and of the token that ends it (a string's closing quote, the delimiter after a number):
+exp(sum of their log-probabilities), the model's own probability of that value, stopping where it
+stops, given everything before it. An empty string is scored by its closing quote.
 
 vLLM reports the probabilities of the model's distribution before sampling settings and
 structured-output masks are applied (its default `raw_logprobs` mode), so a value the grammar
@@ -16,13 +16,16 @@ Leaves are named as the evaluation names a predicted field: `key`, `parent.key`,
 confidence separates right values from wrong ones (`vlmocr.eval.confidence`).
 
 Token texts come back decoded one token at a time, so a character split over several tokens
-arrives as U+FFFD pieces. Such a run of tokens is given the stretch of the answer between the
-tokens around it; when the tokens cannot be laid over the answer at all, no confidence is given
-for that answer and the reason is recorded instead.
+arrives as U+FFFD pieces; each run of them is placed on at most one non-ASCII character, in
+whichever way lets the tokens spell the whole answer. The tokens must spell all of it (tokens after
+it, such as an end-of-sequence marker, and before it, such as reasoning a server returns apart, are
+left out). When they cannot be laid over the answer, or two values would have the same name, no
+confidence is given for that answer and the reason is recorded instead (`confidence_error`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -30,6 +33,7 @@ from json.decoder import scanstring
 from typing import Any
 
 REPLACEMENT = "\ufffd"
+_FRAGMENTS = re.compile(f"{REPLACEMENT}+")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _WS = " \t\n\r"
 _LITERALS = ("true", "false", "null")
@@ -39,50 +43,92 @@ class AlignmentError(ValueError):
     """The generated tokens do not spell the answer's text."""
 
 
-def _run_pattern(tokens: Sequence[str]) -> str:
-    """A regex for tokens holding U+FFFD pieces: each run of them stands for any non-ASCII characters."""
-    parts = []
-    for token in tokens:
-        for i, piece in enumerate(re.split(f"{REPLACEMENT}+", token)):
-            if i:
-                parts.append(r"[^\x00-\x7f]*")
-            parts.append(re.escape(piece))
-    return "".join(parts)
+Span = tuple[int, int] | None
+
+#: How many alignments of the tokens over the answer are followed at once before giving up (split
+#: characters are the only source of more than one; in practice there are one to three).
+MAX_STATES = 64
 
 
-def token_spans(tokens: Sequence[str], text: str) -> list[tuple[int, int]]:
-    """The character span of `text` each token spells (tokens after the end of `text` get empty spans).
+def _ends(token: str, text: str, pos: int) -> list[int]:
+    """Where `token` can end when it starts at `pos`: its text must match, except that each run of
+    U+FFFD in it (a piece of a character split over tokens) covers zero or one non-ASCII character."""
+    ends = [pos]
+    for i, piece in enumerate(_FRAGMENTS.split(token)):
+        found = set()
+        for start in ends:
+            choices = [start]
+            if i and start < len(text) and ord(text[start]) > 127:
+                choices.append(start + 1)
+            found.update(at + len(piece) for at in choices if text.startswith(piece, at))
+        ends = sorted(found)
+        if not ends:
+            break
+    return ends
 
-    Raises `AlignmentError` when the tokens cannot be laid over the text.
+
+def _align(tokens: Sequence[str], text: str) -> list[Span]:
+    """Spans of `tokens` over all of `text`; tokens after its end (end-of-sequence) get None."""
+    if REPLACEMENT not in "".join(tokens):  # the common case: one way to do it, a linear walk
+        spans: list[Span] = []
+        pos = 0
+        for i, token in enumerate(tokens):
+            if pos == len(text):
+                spans.append(None)
+            elif text.startswith(token, pos):
+                spans.append((pos, pos + len(token)))
+                pos += len(token)
+            else:
+                raise AlignmentError(f"token {i} ({token[:20]!r}) does not continue the answer at character {pos}")
+        if pos != len(text):
+            raise AlignmentError(f"the tokens end at character {pos} of the answer's {len(text)}")
+        return spans
+    # Split characters: follow every way of placing the tokens (back[i][end] = (start, after the end?)).
+    states = {0}
+    back: list[dict[int, tuple[int, bool]]] = []
+    for i, token in enumerate(tokens):
+        step: dict[int, tuple[int, bool]] = {}
+        for pos in sorted(states):
+            if pos == len(text):
+                step.setdefault(pos, (pos, True))
+            for end in _ends(token, text, pos):
+                step.setdefault(end, (pos, False))
+        if not step:
+            raise AlignmentError(f"token {i} ({token[:20]!r}) does not continue the answer")
+        if len(step) > MAX_STATES:
+            raise AlignmentError(f"more than {MAX_STATES} ways to place the split characters")
+        back.append(step)
+        states = set(step)
+    if len(text) not in states:
+        raise AlignmentError(f"the tokens end at character {max(states)} of the answer's {len(text)}")
+    spans = []
+    end = len(text)
+    for step in reversed(back):
+        start, after = step[end]
+        spans.append(None if after else (start, end))
+        end = start
+    return spans[::-1]
+
+
+def token_spans(tokens: Sequence[str], text: str) -> list[Span]:
+    """The character span of `text` each token spells; None for tokens after its end (end-of-sequence).
+
+    The tokens must spell all of `text`. When they do not from their first token, the answer is looked
+    for as the end of what they spell (a server that returns reasoning apart from the answer gives the
+    log-probabilities of both); the tokens before it get None. Raises `AlignmentError` otherwise.
     """
-    spans: list[tuple[int, int]] = []
-    pos, i, n = 0, 0, len(tokens)
-    while i < n:
-        token = tokens[i]
-        if pos >= len(text):  # e.g. the end-of-sequence token, decoded as a special token
-            spans.append((pos, pos))
-            i += 1
-            continue
-        if REPLACEMENT not in token:
-            if not text.startswith(token, pos):
-                raise AlignmentError(f"token {i} ({token!r}) does not continue the answer at character {pos}")
-            spans.append((pos, pos + len(token)))
-            pos += len(token)
-            i += 1
-            continue
-        j = i
-        while j < n and REPLACEMENT in tokens[j]:
-            j += 1
-        k = j
-        while k < n and not tokens[k]:
-            k += 1
-        follow = re.escape(tokens[k]) + "|" if k < n and REPLACEMENT not in tokens[k] else ""
-        found = re.compile(f"(?:{_run_pattern(tokens[i:j])})(?={follow}\\Z)", re.DOTALL).match(text, pos)
-        if found is None:
-            raise AlignmentError(f"tokens {i}-{j - 1} (split characters) do not continue the answer at character {pos}")
-        spans.extend([(pos, found.end())] * (j - i))
-        pos, i = found.end(), j
-    return spans
+    try:
+        return _align(tokens, text)
+    except AlignmentError:
+        joined = "".join(tokens)
+        at = joined.rfind(text) if text else -1
+        if at <= 0:
+            raise
+        offsets = list(itertools.accumulate(len(t) for t in tokens))
+        if at not in offsets:
+            raise
+        k = offsets.index(at) + 1
+        return [None] * k + _align(tokens[k:], text)
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -98,7 +144,8 @@ def _join(base: str, key: str) -> str:
 def leaf_spans(text: str, start: int = 0) -> list[tuple[str, int, int]]:
     """(path, start, end) of every leaf value of the JSON document in `text` (which must be valid JSON).
 
-    Strings are spanned inside their quotes; an empty string by its closing quote.
+    Strings are spanned inside their quotes (an empty one is the empty span at its closing quote), so
+    `text[end]` is what ends every value: a string's closing quote, the delimiter after a number.
     """
     leaves: list[tuple[str, int, int]] = []
 
@@ -129,7 +176,7 @@ def leaf_spans(text: str, start: int = 0) -> list[tuple[str, int, int]]:
                 pos += 1
         if char == '"':
             _, end = scanstring(text, pos + 1)
-            leaves.append((path, pos + 1, end - 1) if end - 1 > pos + 1 else (path, end - 1, end))
+            leaves.append((path, pos + 1, end - 1))
             return end
         for literal in _LITERALS:
             if text.startswith(literal, pos):
@@ -150,29 +197,38 @@ def field_confidence(
 ) -> dict[str, float]:
     """{leaf path: probability of its value} for the JSON answer `text` (beginning at `start`).
 
-    Raises `AlignmentError` when the tokens do not spell `text`.
+    A value's tokens are those that spell any of it or the character that ends it (a string's
+    closing quote, the delimiter after a number), so the choice to stop is scored too; a piece of a
+    split character placed on no character counts where it stands. Raises `AlignmentError` when the
+    tokens do not spell `text`, ValueError when two values have the same name (keys with dots or
+    brackets can make them).
     """
     if len(tokens) != len(logprobs):
         raise AlignmentError(f"{len(tokens)} tokens but {len(logprobs)} log-probabilities")
-    spans = token_spans(tokens, text)
+    placed = [(span[0], span[1], logprob, REPLACEMENT in token)
+              for span, token, logprob in zip(token_spans(tokens, text), tokens, logprobs, strict=True)
+              if span is not None]
     result: dict[str, float] = {}
-    k = 0  # tokens are in text order, so the search for each leaf starts where the last one began
+    k = 0  # tokens and values are both in text order
     for path, lo, hi in leaf_spans(text, start):
-        while k < len(spans) and spans[k][1] <= lo:
+        if path in result:
+            raise ValueError(f"two values are both named {path!r}")
+        while k < len(placed) and placed[k][1] <= lo and placed[k][0] < lo:
             k += 1
         total = 0.0
-        j = k
-        while j < len(spans) and spans[j][0] < hi:
-            if spans[j][1] > lo and spans[j][1] > spans[j][0]:
-                total += logprobs[j]
-            j += 1
+        for s, e, logprob, fragment in itertools.islice(placed, k, None):
+            if s > hi:
+                break
+            if (s < e and e > lo) or (s == e and fragment and lo <= s):
+                total += logprob
         result[path] = round(math.exp(total), 6) if math.isfinite(total) else 0.0
     return result
 
 
 def from_openai(choice: dict[str, Any]) -> tuple[list[str], list[float]] | None:
     """Token texts and log-probabilities of an OpenAI chat choice, None if it has none."""
-    content = (choice.get("logprobs") or {}).get("content")
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
     if not isinstance(content, list):
         return None
     tokens, values = [], []

@@ -157,13 +157,14 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
     if csv_path.resolve() == jsonl.resolve():
         raise ConfigError("--csv must differ from --out")
     rows = []
-    columns: dict[str, None] = dict.fromkeys(CSV_COLUMNS)
+    columns: dict[str, None] = {}
+    confidence = False
     for row in read_output(jsonl).rows.values():
         flat = {name: row.get(name) for name in CSV_COLUMNS}
         extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
         for name in CONFIDENCE_COLUMNS:  # written by --confidence: the weakest field, for review queues
             if name in extra:
-                columns.setdefault(name, None)
+                confidence = True
                 flat[name] = extra[name]
         if row.get("json") is not None:
             for key, value in flatten(row["json"]).items():
@@ -172,7 +173,8 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
                 flat[key] = value
         rows.append(flat)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), restval="", lineterminator="\n")
+    fieldnames = [*CSV_COLUMNS, *(CONFIDENCE_COLUMNS if confidence else ()), *columns]
+    writer = csv.DictWriter(buf, fieldnames=fieldnames, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(csv_path, buf.getvalue())

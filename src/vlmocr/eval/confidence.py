@@ -145,19 +145,34 @@ def _threshold_rows(points: Sequence[tuple[float, bool, str]], errors: int) -> l
 
 
 def _review_rows(points: Sequence[tuple[float, bool, str]], errors: int) -> tuple[list[dict[str, Any]], list[float]]:
-    """Errors among the least confident shares of the fields: the REVIEW_SHARES rows, and every 1 %."""
-    ordered = sorted(points, key=lambda p: p[0])  # least confident first; ties in answer order
-    caught_before = list(itertools.accumulate((1 if p[1] else 0 for p in ordered), initial=0))
+    """Errors among the least confident shares of the fields: the REVIEW_SHARES rows, and every 1 %.
 
-    def caught(share: float) -> tuple[int, int]:
+    Where the cut falls among fields of equal confidence, those fields' errors are counted in
+    proportion to how many of them are taken (what a random order among them would find on average).
+    """
+    ordered = sorted(points, key=lambda p: p[0])
+    caught_before = list(itertools.accumulate((1 if p[1] else 0 for p in ordered), initial=0))
+    first_of = {}  # confidence -> (first index, end index) of its tie group
+    for i, p in enumerate(ordered):
+        lo, _ = first_of.get(p[0], (i, i))
+        first_of[p[0]] = (lo, i + 1)
+
+    def caught(share: float) -> tuple[int, float]:
         k = math.ceil(round(share * len(ordered), 9))
-        return k, caught_before[k]
+        if k == 0:
+            return 0, 0.0
+        lo, hi = first_of[ordered[k - 1][0]]
+        tied = caught_before[hi] - caught_before[lo]
+        return k, caught_before[lo] + tied * (k - lo) / (hi - lo)
+
+    def rate(n: float) -> float | None:
+        return round(n / errors, 4) if errors else None
 
     rows = []
     for share in REVIEW_SHARES:
         k, n = caught(share)
-        rows.append({"share": share, "fields": k, "errors_caught": n, "error_recall": _share(n, errors)})
-    curve = [_share(caught(i / 100)[1], errors) or 0.0 for i in range(1, 101)] if errors else []
+        rows.append({"share": share, "fields": k, "errors_caught": round(n, 2), "error_recall": rate(n)})
+    curve = [rate(caught(i / 100)[1]) or 0.0 for i in range(1, 101)] if errors else []
     return rows, curve
 
 

@@ -221,7 +221,8 @@ def confidence_section(result: EvalResult) -> str:
              f"right one; 0.5 is chance), calibration gap (ECE) {num(c.ece)}. {c.missing} gold fields the answers "
              f"left out have no confidence and cannot be flagged.</p>")
     if c.answers_without:
-        intro += f"<p>{c.answers_without} accepted answers have no confidence ({esc(c.errors_by_reason)}).</p>"
+        reasons = ", ".join(f"{k} ({v})" for k, v in c.errors_by_reason.items())
+        intro += f"<p>{c.answers_without} accepted answers have no confidence: {esc(reasons)}.</p>"
     flags = "".join(
         f"<tr><td class=num>{t['threshold']}</td><td class=num>{t['flagged']}</td><td class=num>"
         f"{pct(t['flagged_share'])}</td><td class=num>{t['errors_caught']}</td><td class=num>"
@@ -234,6 +235,11 @@ def confidence_section(result: EvalResult) -> str:
         f"<tr><td>[{b['lo']}, {b['hi']}{']' if b['hi'] == 1.0 else ')'}</td><td class=num>{b['fields']}</td>"
         f"<td class=num>{pct(b['accuracy'])}</td><td>{bar(b['accuracy'])}</td><td class=num>"
         f"{num(b['mean_confidence'])}</td></tr>" for b in c.bins)
+    per_field = "".join(
+        f"<tr><td><code>{esc(f['path'])}</code></td><td class=num>{f['fields']}</td><td class=num>{f['errors']}</td>"
+        f"<td class=num>{num(f['mean_confidence_right'])}</td><td class=num>{num(f['mean_confidence_wrong'])}</td>"
+        f"<td class=num>{num(f['auroc'])}</td><td class=num>{f['flagged_below_0.9']}</td>"
+        f"<td class=num>{f['errors_caught_below_0.9']}</td></tr>" for f in c.per_field)
     return (
         "<h2>Field confidence</h2>" + intro
         + "<table><tr><th class=num>flag fields below</th><th class=num>flagged</th><th class=num>of all fields</th>"
@@ -242,7 +248,11 @@ def confidence_section(result: EvalResult) -> str:
         + "<table><tr><th class=num>review the least confident</th><th class=num>fields</th>"
           "<th class=num>errors caught</th><th class=num>of all errors</th></tr>" + review + "</table><p></p>"
         + "<table><tr><th>confidence</th><th class=num>fields</th><th class=num>accuracy</th><th></th>"
-          "<th class=num>mean confidence</th></tr>" + bins + "</table>"
+          "<th class=num>mean confidence</th></tr>" + bins + "</table><p></p>"
+        + "<table><tr><th>field</th><th class=num>values</th><th class=num>wrong</th>"
+          "<th class=num>mean confidence, right</th><th class=num>mean confidence, wrong</th>"
+          "<th class=num>AUROC</th><th class=num>below 0.9</th><th class=num>wrong ones below 0.9</th></tr>"
+        + per_field + "</table>"
     )
 
 

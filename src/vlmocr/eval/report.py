@@ -138,6 +138,12 @@ def confidence_markdown(c: ConfidenceSummary | None) -> list[str]:
     lines += ["", "| confidence | fields | accuracy | mean confidence |", "|---|---:|---:|---:|"]
     lines += [f"| [{b['lo']}, {b['hi']}{']' if b['hi'] == 1.0 else ')'} | {b['fields']} | {pct(b['accuracy'])} | "
               f"{_num(b['mean_confidence'])} |" for b in c.bins]
+    head = ("| field | values | wrong | mean confidence, right | mean confidence, wrong | AUROC | below 0.9 | "
+            "wrong ones below 0.9 |")
+    lines += ["", head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| `{f['path']}` | {f['fields']} | {f['errors']} | {_num(f['mean_confidence_right'])} | "
+              f"{_num(f['mean_confidence_wrong'])} | {_num(f['auroc'])} | {f['flagged_below_0.9']} | "
+              f"{f['errors_caught_below_0.9']} |" for f in c.per_field]
     return lines
 
 
