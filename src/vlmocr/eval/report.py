@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmocr.errors import ConfigError
-from vlmocr.eval.confidence import ConfidenceSummary
+from vlmocr.eval.confidence import ConfidenceSummary, count
 from vlmocr.eval.evaluate import EvalResult
 from vlmocr.eval.metrics import EvalSummary, FieldSummary
 from vlmocr.fileio import atomic_write_json, atomic_write_text, provenance
@@ -133,7 +133,7 @@ def confidence_markdown(c: ConfidenceSummary | None) -> list[str]:
     lines += [f"| {t['threshold']} | {t['flagged']} | {pct(t['flagged_share'])} | {t['errors_caught']} | "
               f"{pct(t['error_recall'])} | {pct(t['accuracy_unflagged'])} |" for t in c.thresholds]
     lines += ["", "| review the least confident | fields | errors caught | of all errors |", "|---:|---:|---:|---:|"]
-    lines += [f"| {pct(r['share'])} | {r['fields']} | {r['errors_caught']} | {pct(r['error_recall'])} |"
+    lines += [f"| {pct(r['share'])} | {r['fields']} | {count(r['errors_caught'])} | {pct(r['error_recall'])} |"
               for r in c.review]
     lines += ["", "| confidence | fields | accuracy | mean confidence |", "|---|---:|---:|---:|"]
     lines += [f"| [{b['lo']}, {b['hi']}{']' if b['hi'] == 1.0 else ')'} | {b['fields']} | {pct(b['accuracy'])} | "
