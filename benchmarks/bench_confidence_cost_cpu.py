@@ -54,16 +54,8 @@ def answers(path: Path) -> dict[str, Any]:
     return {Path(row["file"]).name: row["json"] for row in map(json.loads, path.read_text().splitlines())}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=778)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--out", type=Path, default=RESULTS / "confidence_cost_cpu.json")
-    args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="vlmocr-confcost-"))
+def measure(work: Path, args: argparse.Namespace) -> tuple[list[dict[str, Any]], bool]:
+    """The alternating runs in `work`, and whether every run gave the same answers."""
     subprocess.run([sys.executable, "-m", "vlmocr.cli.app", "data", "synth", "--out", str(work / "data"),
                     "--test", str(args.n), "--seed", str(args.seed), "--layouts", TRAINED, "--augment", "light"],
                    check=True, capture_output=True)
@@ -75,10 +67,23 @@ def main() -> None:
             record = {"round": round_, "confidence": confidence, **run_once(images, out, confidence, args.batch_size)}
             print(json.dumps(record), flush=True)
             records.append((record, out))
-    plain = [r for r, _ in records if not r["confidence"]]
-    asked = [r for r, _ in records if r["confidence"]]
     reference = answers(records[0][1])
-    same = all(answers(out) == reference for _, out in records)
+    return [r for r, _ in records], all(answers(out) == reference for _, out in records)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=778)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=RESULTS / "confidence_cost_cpu.json")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="vlmocr-confcost-") as tmp:
+        records, same = measure(Path(tmp), args)
+    plain = [r for r in records if not r["confidence"]]
+    asked = [r for r in records if r["confidence"]]
     plain_s = sum(r["elapsed_s"] for r in plain) / len(plain)
     asked_s = sum(r["elapsed_s"] for r in asked) / len(asked)
     result = {
@@ -90,7 +95,7 @@ def main() -> None:
                    "batch_size": args.batch_size, "model": "builtin",
                    "method": "vlmocr extract --offline, alternately without and with --confidence, one process each; "
                              "elapsed_s excludes the engine's start-up"},
-        "runs": [r for r, _ in records],
+        "runs": records,
         "mean_elapsed_s": {"without": round(plain_s, 2), "with_confidence": round(asked_s, 2)},
         "time_ratio_with_over_without": round(asked_s / plain_s, 3),
         "answers_identical": same,

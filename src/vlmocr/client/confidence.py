@@ -11,7 +11,7 @@ vLLM reports the probabilities of the model's distribution before sampling setti
 structured-output masks are applied (its default `raw_logprobs` mode), so a value the grammar
 forced against the model's wish shows as unlikely.
 
-Leaves are named as the evaluation names a predicted field: `key`, `parent.key`,
+Leaves are named as the evaluation names a predicted field (`vlmocr.fields`): `key`, `parent.key`,
 `products[2].cases` (indices in the answer's own order). So `vlmocr eval` can tell how well the
 confidence separates right values from wrong ones (`vlmocr.eval.confidence`).
 
@@ -31,6 +31,9 @@ import re
 from collections.abc import Sequence
 from json.decoder import scanstring
 from typing import Any
+
+from vlmocr.client.answers import FENCE
+from vlmocr.fields import field_path, item_path
 
 REPLACEMENT = "\ufffd"
 _FRAGMENTS = re.compile(f"{REPLACEMENT}+")
@@ -137,10 +140,6 @@ def _skip_ws(text: str, pos: int) -> int:
     return pos
 
 
-def _join(base: str, key: str) -> str:
-    return f"{base}.{key}" if base else key
-
-
 def leaf_spans(text: str, start: int = 0) -> list[tuple[str, int, int]]:
     """(path, start, end) of every leaf value of the JSON document in `text` (which must be valid JSON).
 
@@ -159,7 +158,7 @@ def leaf_spans(text: str, start: int = 0) -> list[tuple[str, int, int]]:
             while True:
                 key, pos = scanstring(text, _skip_ws(text, pos) + 1)
                 pos = _skip_ws(text, pos) + 1  # the colon
-                pos = _skip_ws(text, value(pos, _join(path, key)))
+                pos = _skip_ws(text, value(pos, field_path(path, key)))
                 if text[pos] == "}":
                     return pos + 1
                 pos += 1  # the comma
@@ -169,7 +168,7 @@ def leaf_spans(text: str, start: int = 0) -> list[tuple[str, int, int]]:
                 return pos + 1
             index = 0
             while True:
-                pos = _skip_ws(text, value(pos, f"{path}[{index}]"))
+                pos = _skip_ws(text, value(pos, item_path(path, index)))
                 index += 1
                 if text[pos] == "]":
                     return pos + 1
@@ -247,8 +246,6 @@ def answer_confidence(
     """What goes into a prediction's `extra` for an accepted answer: `confidence` (per leaf),
     `min_confidence` and `min_confidence_field`, or `confidence_error` when the server sent no
     log-probabilities or they cannot be laid over the answer. `fenced`: the JSON is inside a code fence."""
-    from vlmocr.client.answers import FENCE
-
     if tokens_and_logprobs is None:
         return {"confidence_error": "the server returned no log-probabilities"}
     fence = FENCE.match(content) if fenced else None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlmocr.eval.normalize import similarity
+from vlmocr.fields import field_path, item_path
 
 CORRECT, WRONG, MISSING, HALLUCINATED = "correct", "wrong", "missing", "hallucinated"
 STATUSES: tuple[str, ...] = (CORRECT, WRONG, MISSING, HALLUCINATED)
@@ -106,10 +107,6 @@ def _leaf(out: Alignment, path: str, where: str, pwhere: str, pred: Any, gold: A
         out.fields.append(FieldResult(path, where, g, p, WRONG, similarity(p, g), pwhere))
 
 
-def _join(base: str, key: str) -> str:
-    return f"{base}.{key}" if base else key
-
-
 def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "dict"
@@ -134,7 +131,7 @@ def _align(out: Alignment, pred: Any, gold: Any, path: str, where: str, pwhere: 
         p = pred if isinstance(pred, dict) else {}
         g = gold if isinstance(gold, dict) else {}
         for key in list(g) + [k for k in p if k not in g]:
-            _align(out, p.get(key), g.get(key), _join(path, key), _join(where, key), _join(pwhere, key), threshold)
+            _align(out, p.get(key), g.get(key), field_path(path, key), field_path(where, key), field_path(pwhere, key), threshold)
     else:
         _align_lists(out, pred or [], gold or [], path, where, pwhere, threshold)
 
@@ -149,7 +146,7 @@ def _flat_row(row: Any) -> dict[str, str]:
     def walk(value: Any, key: str) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
-                walk(v, _join(key, k))
+                walk(v, field_path(key, k))
         elif isinstance(value, list):
             for v in value:
                 walk(v, key + "[]")
@@ -189,7 +186,7 @@ def row_similarity(pred_rows: list[Any], gold_rows: list[Any]) -> Any:
 def _align_lists(
     out: Alignment, pred: list[Any], gold: list[Any], path: str, where: str, pwhere: str, threshold: float
 ) -> None:
-    item_path = path + "[]"
+    generic = path + "[]"
     pairs: list[tuple[int, int]] = []
     if pred and gold:
         if len(pred) == len(gold) and pred == gold:
@@ -206,13 +203,14 @@ def _align_lists(
     for g_index, g_item in enumerate(gold):
         p_index = matched_gold.get(g_index)
         before = len(out.fields)
-        _align(out, pred[p_index] if p_index is not None else None, g_item, item_path,
-               f"{where}[{g_index}]", f"{pwhere}[{p_index}]", threshold)
+        _align(out, pred[p_index] if p_index is not None else None, g_item, generic,
+               item_path(where, g_index), item_path(pwhere, p_index), threshold)
         if p_index is not None and all(f.status == CORRECT for f in out.fields[before:]):
             exact += 1
     for p_index, p_item in enumerate(pred):
         if p_index not in matched_pred:
-            _align(out, p_item, None, item_path, f"{where}[pred {p_index}]", f"{pwhere}[{p_index}]", threshold)
+            _align(out, p_item, None, generic, item_path(where, f"pred {p_index}"), item_path(pwhere, p_index),
+                   threshold)
     out.rows.append(RowMatch(path, len(gold), len(pred), tuple(sorted(pairs, key=lambda x: x[1])), exact))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlmocr.errors import ImageError
+from vlmocr.eval.confidence import answer_confidence_map, count
 
 if TYPE_CHECKING:
     from vlmocr.eval.align import FieldResult
@@ -157,8 +158,6 @@ def score_chips(image: ImageResult) -> str:
 
 def fields_block(image: ImageResult) -> str:
     """Fields that are not correct, then the correct ones folded; all folded if no answer."""
-    from vlmocr.eval.confidence import answer_confidence_map
-
     fields = image.score.fields
     if not image.score.json_valid:
         return f"<details><summary>gold fields ({len(fields)})</summary>{field_table(fields)}</details>"
@@ -209,8 +208,6 @@ def per_field_table(result: EvalResult) -> str:
 
 def confidence_section(result: EvalResult) -> str:
     """Thresholds, review shares and calibration bins of the field confidence; empty without one."""
-    from vlmocr.eval.confidence import count
-
     c = result.confidence
     if c is None:
         return ""
