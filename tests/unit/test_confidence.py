@@ -247,7 +247,8 @@ def test_summary_is_none_without_confidence_and_counts_answers_that_lack_it() ->
     assert summary.errors_by_reason == {"Alignment": 1} and summary.auroc is None
 
 
-def test_eval_reports_confidence_from_a_predictions_file(tmp_path: Path) -> None:
+def _confidence_case(tmp_path: Path) -> Path:
+    """A gold folder of 4 manifests and p.jsonl beside it: two misread routes, flagged at 0.4."""
     data = tmp_path / "data" / "test"
     data.mkdir(parents=True)
     golds = [manifest(route=f"R{i}") for i in range(4)]
@@ -262,6 +263,11 @@ def test_eval_reports_confidence_from_a_predictions_file(tmp_path: Path) -> None
                                  "extra": {"confidence": confidence}}))
     (data / "annotations.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "p.jsonl").write_text("\n".join(preds) + "\n")
+    return data
+
+
+def test_eval_reports_confidence_from_a_predictions_file(tmp_path: Path) -> None:
+    data = _confidence_case(tmp_path)
     result = evaluate(tmp_path / "p.jsonl", data, tmp_path / "report", EvalConfig(schema=None))
     assert result.confidence is not None and result.confidence.errors == 2 and result.confidence.auroc == 1.0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -271,6 +277,27 @@ def test_eval_reports_confidence_from_a_predictions_file(tmp_path: Path) -> None
     assert "## Field confidence" in (tmp_path / "report" / "report.md").read_text()
     page = (tmp_path / "report" / "report.html").read_text()
     assert "<h2>Field confidence</h2>" in page and "<td class=\"num\">0.400</td>" in page
+
+
+def test_compare_puts_both_sides_confidence_side_by_side(tmp_path: Path) -> None:
+    from vlmocr.eval.compare import compare
+
+    data = _confidence_case(tmp_path)
+    plain = tmp_path / "plain.jsonl"  # the same answers without confidence
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    plain.write_text("".join(json.dumps({**row, "extra": {}}) + "\n" for row in rows))
+    result = compare(plain, tmp_path / "p.jsonl", data, tmp_path / "cmp", EvalConfig(schema=None))
+    assert result.a.confidence is None and result.b.confidence is not None
+    report = json.loads((tmp_path / "cmp" / "report.json").read_text())
+    assert report["confidence"]["before"] is None and report["confidence"]["after"]["auroc"] == 1.0
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert "## Field confidence" in md and "| AUROC (0.5 = chance) | — | 1.000 |" in md
+    assert "| errors caught below 0.9 | — | 100.0% |" in md
+    page = (tmp_path / "cmp" / "report.html").read_text()
+    assert "<h2>Field confidence</h2>" in page and "p 0.400" in page  # the misread route's cell
+    # neither side with confidence: no section
+    compare(plain, plain, data, tmp_path / "cmp2", EvalConfig(schema=None))
+    assert "Field confidence" not in (tmp_path / "cmp2" / "report.md").read_text()
 
 
 def test_the_review_curve_counts_errors_among_the_least_confident_fields() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmocr.eval.confidence import ConfidenceSummary, answer_confidence_map
 from vlmocr.eval.evaluate import EvalConfig, EvalResult, ImageResult, evaluate
 from vlmocr.eval.html import bar, esc, highlight, page, pct, picture, score_chips
 from vlmocr.eval.report import LABELS, check_out, field_sort_key, write_report_files
@@ -55,6 +56,43 @@ def _acc(f: Any) -> float | None:
     return f.accuracy if f is not None else None
 
 
+#: The confidence summary's headline rows beside each other: (label, how to read one summary, format).
+_FLAG_AT = 0.9
+
+
+def _threshold(c: ConfidenceSummary, key: str) -> float | None:
+    row = next((t for t in c.thresholds if t["threshold"] == _FLAG_AT), None)
+    return None if row is None else row[key]
+
+
+_CONFIDENCE_ROWS: list[tuple[str, Any, str]] = [
+    ("fields with a confidence", lambda c: c.fields, "count"),
+    ("of them wrong or hallucinated", lambda c: c.errors, "count"),
+    ("AUROC (0.5 = chance)", lambda c: c.auroc, "num"),
+    ("calibration gap (ECE)", lambda c: c.ece, "num"),
+    (f"fields below {_FLAG_AT}", lambda c: _threshold(c, "flagged_share"), "pct"),
+    (f"errors caught below {_FLAG_AT}", lambda c: _threshold(c, "error_recall"), "pct"),
+    (f"accuracy of the fields at or above {_FLAG_AT}", lambda c: _threshold(c, "accuracy_unflagged"), "pct"),
+]
+
+
+def confidence_rows(result: CompareResult) -> list[tuple[str, str, str]]:
+    """(row label, A, B) of both sides' field-confidence summaries; empty when neither carries one."""
+    sides = (result.a.confidence, result.b.confidence)
+    if sides == (None, None):
+        return []
+
+    def show(c: ConfidenceSummary | None, read: Any, kind: str) -> str:
+        if c is None:
+            return "—"
+        value = read(c)
+        if value is None:
+            return "n/a"
+        return str(value) if kind == "count" else f"{value:.3f}" if kind == "num" else pct(value)
+
+    return [(label, show(sides[0], read, kind), show(sides[1], read, kind)) for label, read, kind in _CONFIDENCE_ROWS]
+
+
 def report_dict(result: CompareResult) -> dict[str, Any]:
     la, lb = result.labels
     return {
@@ -72,6 +110,8 @@ def report_dict(result: CompareResult) -> dict[str, Any]:
                     "delta_ted_accuracy": round(ib.score.ted_accuracy - ia.score.ted_accuracy, 6)}
                    for ia, ib in result.images],
         "matching": {la: result.a.match.to_dict(), lb: result.b.match.to_dict()},
+        "confidence": {la: result.a.confidence.to_dict() if result.a.confidence is not None else None,
+                       lb: result.b.confidence.to_dict() if result.b.confidence is not None else None},
         "provenance": provenance(),
     }
 
@@ -80,8 +120,8 @@ def render_markdown(result: CompareResult) -> str:
     la, lb = result.labels
     deltas = result.deltas()
     lines = ["# Comparison report", "",
-             f"{la}: `{result.a.predictions}` · {lb}: `{result.b.predictions}` · gold: `{result.a.gold}` "
-             f"· {result.a.summary.n} images", "",
+             (f"{la}: `{result.a.predictions}` · {lb}: `{result.b.predictions}` · gold: `{result.a.gold}` "
+             f"· {result.a.summary.n} images"), "",
              "## Summary", "", f"| score | {la} | {lb} | Δ |", "|---|---:|---:|---:|"]
     for key, label in LABELS.items():
         lines.append(f"| {label} | {pct(getattr(result.a.summary, key))} | "
@@ -90,6 +130,11 @@ def render_markdown(result: CompareResult) -> str:
     for path, fa, fb in _field_rows(result):
         delta = None if fa is None or fb is None else fb.accuracy - fa.accuracy
         lines.append(f"| `{path}` | {pct(_acc(fa))} | {pct(_acc(fb))} | {_signed(delta)} |")
+    confidence = confidence_rows(result)
+    if confidence:
+        lines += ["", "## Field confidence", "", "(`vlmocr extract --confidence`; — where a side has none)", "",
+                  f"| | {la} | {lb} |", "|---|---:|---:|"]
+        lines += [f"| {label} | {va} | {vb} |" for label, va, vb in confidence]
     shown = result.images[: result.a.config.max_images]
     lines += ["", f"## Images ({len(shown)} of {len(result.images)}, regressions first)", "",
               f"| image | {la} nTED | {lb} nTED | Δ | {la} F1 | {lb} F1 |", "|---|---:|---:|---:|---:|---:|"]
@@ -107,18 +152,26 @@ def _delta_html(value: float | None) -> str:
     return f'<span class="{cls}">{esc(_signed(value))}</span>'
 
 
-def _cell(gold: str | None, f: Any) -> str:
+def _cell(gold: str | None, f: Any, confidence: dict[str, float] | None) -> str:
     if f is None:
         return '<span class="none">—</span>'
     _, pred = highlight(gold, f.pred)
     note = "" if f.status == "correct" else f'<br><small class="s-{f.status}">{f.status}</small>'
+    prob = confidence.get(f.pred_where) if confidence is not None and f.pred_where is not None else None
+    if prob is not None:
+        note += f' <small title="the probability the model gave this value">p {prob:.3f}</small>'
     return pred + note
+
+
+def _confidence_of(image: ImageResult) -> dict[str, float] | None:
+    return answer_confidence_map(image.prediction.extra) if image.prediction is not None else None
 
 
 def _side_by_side(ia: ImageResult, ib: ImageResult, labels: tuple[str, str]) -> str:
     """Fields where either side is not correct, then the rest folded away."""
     fa = {f.where: f for f in ia.score.fields}
     fb = {f.where: f for f in ib.score.fields}
+    ca, cb = _confidence_of(ia), _confidence_of(ib)
     order = list(fa) + [w for w in fb if w not in fa]
     differing, same = [], []
     for where in order:
@@ -127,7 +180,7 @@ def _side_by_side(ia: ImageResult, ib: ImageResult, labels: tuple[str, str]) -> 
         both_correct = (a is None or a.status == "correct") and (b is None or b.status == "correct")
         row = (f'<tr class="{"correct" if both_correct else "diff"}"><td>{esc(where or "(root)")}</td>'
                f'<td>{esc(gold) if gold is not None else "<span class=none>—</span>"}</td>'
-               f"<td>{_cell(gold, a)}</td><td>{_cell(gold, b)}</td></tr>")
+               f"<td>{_cell(gold, a, ca)}</td><td>{_cell(gold, b, cb)}</td></tr>")
         (same if both_correct else differing).append(row)
     head = f"<tr><th>field</th><th>gold</th><th>{esc(labels[0])}</th><th>{esc(labels[1])}</th></tr>"
     html_out = ""
@@ -152,6 +205,11 @@ def render_html(result: CompareResult) -> str:
         f"<tr><td><code>{esc(p)}</code></td><td class=num>{pct(_acc(fa))}</td><td class=num>{pct(_acc(fb))}</td>"
         f"<td class=num>{_delta_html(None if fa is None or fb is None else fb.accuracy - fa.accuracy)}</td></tr>"
         for p, fa, fb in _field_rows(result))
+    confidence = "".join(f"<tr><td>{esc(label)}</td><td class=num>{esc(va)}</td><td class=num>{esc(vb)}</td></tr>"
+                         for label, va, vb in confidence_rows(result))
+    if confidence:
+        confidence = (f"<h2>Field confidence</h2><table><tr><th></th><th class=num>{esc(la)}</th>"
+                      f"<th class=num>{esc(lb)}</th></tr>{confidence}</table>")
     config = result.a.config
     shown = result.images[: config.max_images]
     cards = "".join(
@@ -167,7 +225,7 @@ def render_html(result: CompareResult) -> str:
         f"<h2>Summary</h2><table><tr><th>score</th><th class=num>{esc(la)}</th><th></th>"
         f"<th class=num>{esc(lb)}</th><th></th><th class=num>Δ</th></tr>{summary}</table>"
         f"<h2>Per field (worst after first)</h2><table><tr><th>field</th><th class=num>{esc(la)}</th>"
-        f"<th class=num>{esc(lb)}</th><th class=num>Δ</th></tr>{fields}</table>"
+        f"<th class=num>{esc(lb)}</th><th class=num>Δ</th></tr>{fields}</table>{confidence}"
         f"<h2>Images, regressions first ({len(shown)} of {len(result.images)})</h2>{cards}"
     )
     return page("vlmocr comparison report", body)
