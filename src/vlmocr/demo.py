@@ -51,6 +51,9 @@ class DemoConfig:
     precision: str = "auto"
     concurrency: int = 4
     max_tokens: int | None = None
+    #: Ask for each field's confidence (`extract --confidence`): the report then says, before and after,
+    #: how well it picks the wrong values (AUROC, calibration gap).
+    confidence: bool = True
     seed: int = 0
     overwrite: bool = False
 
@@ -100,8 +103,13 @@ Progress = Callable[[StageEvent], None]
 SCORES = ("json_valid", "schema_valid", "field_f1", "field_f1_macro", "ted_accuracy", "exact_match", "row_f1")
 
 
-def _scores(summary: Any) -> dict[str, Any]:
-    return {name: getattr(summary, name, None) for name in SCORES} | {"n": summary.n}
+def _scores(evaluated: Any, config: DemoConfig) -> dict[str, Any]:
+    scores = {name: getattr(evaluated.summary, name, None) for name in SCORES} | {"n": evaluated.summary.n}
+    if config.confidence:  # None where no answer carried one (e.g. none was valid JSON)
+        c = evaluated.confidence
+        scores |= {"confidence_auroc": c.auroc if c is not None else None,
+                   "confidence_ece": c.ece if c is not None else None}
+    return scores
 
 
 def _base_model(config: DemoConfig, out: Path) -> tuple[str, str]:
@@ -138,7 +146,8 @@ def _serve_extract_eval(model: str, test_dir: Path, out: Path, config: DemoConfi
         result = extract(
             discover_images([test_dir]),
             ExtractConfig(server=server.base_url, model=server.model_name, out=preds, contract_dir=Path(model),
-                          concurrency=config.concurrency, max_tokens=config.max_tokens, mode="overwrite"),
+                          concurrency=config.concurrency, max_tokens=config.max_tokens, mode="overwrite",
+                          confidence=config.confidence),
         )
     log.info("%s: %d/%d images answered with valid JSON in %.1f s", label, result.ok, result.attempted,
              result.elapsed_s)
@@ -184,7 +193,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
     result = DemoResult(out=out, base_model=base, base_kind=base_kind, timings=timings)
     before = stage("serve-before", "serve the base with vLLM, extract and evaluate",
                    lambda: _serve_extract_eval(base, test_dir, out, config, "before"))
-    result.before = _scores(before.summary)
+    result.before = _scores(before, config)
 
     from vlmocr.train.config import CheckpointConfig, DataConfig, EvalConfig, LoraSettings, OptimConfig, TrainConfig
 
@@ -207,7 +216,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
           lambda: export_model(out / "train", exported, ExportConfig(dtype="fp32")))
     after = stage("serve-after", "serve the export with vLLM, extract and evaluate",
                   lambda: _serve_extract_eval(str(exported), test_dir, out, config, "after"))
-    result.after = _scores(after.summary)
+    result.after = _scores(after, config)
 
     from vlmocr.eval.compare import compare
     from vlmocr.eval.evaluate import EvalConfig as ScoreConfig

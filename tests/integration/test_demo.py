@@ -38,8 +38,12 @@ def test_demo_quick_loop_writes_every_artifact(tmp_path: Path) -> None:
         # A random tiny model cannot finish a manifest in 64 tokens: reported, never repaired.
         for row in rows:
             assert row["json"] is not None or row["error"]
+            if row["json"] is not None:  # the demo asks for confidence: a value per field, or why not
+                extra = row["extra"]
+                assert "confidence" in extra or extra.get("confidence_error"), extra
         scores = getattr(result, label)
         assert scores["n"] == 4 and 0.0 <= scores["field_f1"] <= 1.0
+        assert "confidence_auroc" in scores and "confidence_ece" in scores
     exported = out / "export"
     assert (exported / "vlmocr.json").is_file() and (exported / "preprocessor_config.json").is_file()
     assert (out / "train" / "loss.png").is_file()
