@@ -19,6 +19,9 @@ like-for-like pair), procs, then extract_schema; then offline, then hf:
            server resizes), no structured output: the baseline of GPU_VLLM.md;
   extract  `vlmocr extract` (library call `extract`) against `vlmocr serve`: client-side
            resize, base64, structured output on (`extract_schema_*`) and off (`extract_noschema_*`);
+  confidence  `extract` without structured output and with `--confidence` (every token's
+           log-probability asked for; `extract_confidence_*`), right after extract_noschema at each of
+           its concurrencies: what the per-field confidence costs a GPU server;
   procs    `extract` without structured output split over K client processes
            (`extract_procs{K}_noschema_*`; `--procs-schema`: with it, `extract_procs{K}_schema_*`);
   offline  `vlmocr extract --offline` (`vllm.LLM` in a child process, all images one batch);
@@ -569,16 +572,22 @@ def _rows(out: Path) -> list[dict[str, Any]]:
 
 
 def extract_point(server: Any, images: list[Path], c: int, max_tokens: int, schema: bool, name: str,
-                  root: str, out: Path) -> dict[str, Any]:
+                  root: str, out: Path, confidence: bool = False) -> dict[str, Any]:
     from vlmocr.client.extract import ExtractConfig, extract
 
     config = ExtractConfig(server=server.base_url, out=out, concurrency=c, max_tokens=max_tokens, use_schema=schema,
-                           extra_body=force_body(max_tokens), mode="overwrite", timeout_s=900, max_retries=2)
+                           extra_body=force_body(max_tokens), mode="overwrite", timeout_s=900, max_retries=2,
+                           confidence=confidence)
     with Observer(root) as obs:
         result = extract(images, config)
     rows = _rows(out)
+    more: dict[str, Any] = {}
+    if confidence:  # random weights rarely close a JSON answer: count what got a confidence map, what could not
+        extras = [r.get("extra") or {} for r in rows]
+        more = {"confidence": True, "answers_with_confidence": sum("confidence" in e for e in extras),
+                "confidence_errors": sum(bool(e.get("confidence_error")) for e in extras)}
     return record(name, c, result.latencies, result.elapsed_s, [r.get("completion_tokens") or 0 for r in rows],
-                  outcomes=result.errors | {"ok": result.ok}, structured_output=schema, **obs.summary())
+                  outcomes=result.errors | {"ok": result.ok}, structured_output=schema, **more, **obs.summary())
 
 
 def _shard(base_url: str, files: list[str], c: int, max_tokens: int, schema: bool, out: str,
@@ -881,7 +890,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                         report.add(raw_point(plain, pool.take(1) * n, c, args.max_tokens, None,
                                              f"plain_raw_same_image_c{c}", root))
             Observer.server_pgid = None
-    serve_phases = phases & {"raw", "extract", "noschema", "procs"}
+    serve_phases = phases & {"raw", "extract", "noschema", "procs", "confidence"}
     if serve_phases:
         t0 = time.monotonic()
         server = start_or_note(report, "server", lambda: Replicas(start_servers(str(args.model), config)))
@@ -913,6 +922,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                         plan.append(("raw", c))
                     if "noschema" in phases and c in points(args.noschema_concurrency):
                         plan.append(("extract_noschema", c))
+                    if "confidence" in phases and c in points(args.noschema_concurrency):
+                        plan.append(("extract_confidence", c))
                 for c in points(args.procs_concurrency):
                     if "procs" in phases:
                         plan.append((f"extract_procs{args.procs}_{'schema' if args.procs_schema else 'noschema'}", c))
@@ -922,6 +933,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                 for c in points(args.noschema_concurrency):
                     if "noschema" in phases and c not in points(args.concurrency):
                         plan.append(("extract_noschema", c))
+                    if "confidence" in phases and c not in points(args.concurrency):
+                        plan.append(("extract_confidence", c))
                 best_rate, best_c = 0.0, 1
                 reserve = args.reserve_s
                 for kind, c in plan:
@@ -944,7 +957,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                                           work)
                     else:
                         rec = extract_point(server, images, c, args.max_tokens, kind == "extract_schema", name, root,
-                                            work / f"{name}.jsonl")
+                                            work / f"{name}.jsonl", confidence=kind == "extract_confidence")
                     report.add(rec)
                     if (rec["images_per_s"] or 0.0) > best_rate:
                         best_rate, best_c = rec["images_per_s"], c
