@@ -16,3 +16,17 @@ def field_path(base: str, key: str) -> str:
 def item_path(base: str, index: int | str) -> str:
     """The name of item `index` of the list at `base` (`index` may be a label, e.g. 'pred 3')."""
     return f"{base}[{index}]"
+
+
+def leaves(value: object, base: str = "") -> list[tuple[str, object]]:
+    """(name, value) of every leaf of a parsed JSON document, in its order (empty objects and lists have none)."""
+    out: list[tuple[str, object]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += leaves(item, field_path(base, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            out += leaves(item, item_path(base, index))
+    else:
+        out.append((base, value))
+    return out

@@ -9,6 +9,7 @@ It scores JSON valid 1.000 / field F1 0.956 on 200 such images
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -57,7 +58,7 @@ def test_offline_extract_with_the_builtin_model_reads_manifests(tmp_path: Path) 
 
     pred = tmp_path / "pred.jsonl"
     extract = subprocess.run([*CLI, "extract", str(data / "test"), str(pdf), "--offline", "builtin", "--out", str(pred),
-                              "--confidence"],
+                              "--confidence", "--review", str(tmp_path / "review.csv")],
                              check=False, capture_output=True, text=True, env=env, timeout=600)
     assert extract.returncode == 0, extract.stdout[-3000:] + extract.stderr[-3000:]
     rows = [json.loads(line) for line in pred.read_text().splitlines()]
@@ -83,6 +84,11 @@ def test_offline_extract_with_the_builtin_model_reads_manifests(tmp_path: Path) 
     assert confidence is not None and confidence.answers == N_IMAGES and confidence.without_confidence == 0
     if confidence.errors >= 3:
         assert confidence.auroc is not None and confidence.auroc >= 0.75, confidence.to_dict()
+    # --review: exactly the values below 0.9, one CSV row each (every answer here is valid and has a confidence)
+    with open(tmp_path / "review.csv", newline="") as fh:
+        queued = {(r["file"], r["field"]) for r in csv.DictReader(fh)}
+    assert queued == {(r["file"], path) for r in rows for path, p in r["extra"]["confidence"].items() if p < 0.9}
+    assert "review" in extract.stdout
 
     # The PDF's pages: the same number of prompt tokens as their images (the same visual tokens), and
     # they read as well, scored against the gold of the images they were made from.

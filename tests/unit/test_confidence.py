@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -28,6 +29,7 @@ from vlmocr.eval.align import align_fields
 from vlmocr.eval.confidence import auroc, summarize_confidence
 from vlmocr.eval.evaluate import EvalConfig, evaluate
 from vlmocr.eval.metrics import score_pair
+from vlmocr.fields import leaves
 from vlmocr.records import Prediction
 from vlmocr.schema import dumps_target
 
@@ -118,6 +120,10 @@ def test_leaf_paths_are_the_evaluations_names_for_predicted_fields() -> None:
         paths = {path for path, _, _ in leaf_spans(text)}
         fields = align_fields(value, value).fields
         assert {f.pred_where for f in fields} == paths
+        assert [path for path, _ in leaves(json.loads(text))] == [path for path, _, _ in leaf_spans(text)]
+    text = ' {"a": "x\\"y", "b": [ -1.5e3, true, null ], "c": {"d": ""}, "e": [], "f": {}}'
+    assert leaves(json.loads(text)) == [("a", 'x"y'), ("b[0]", -1500.0), ("b[1]", True), ("b[2]", None), ("c.d", "")]
+    assert [path for path, _ in leaves(json.loads(text))] == [path for path, _, _ in leaf_spans(text)]
 
 
 def test_field_confidence_is_the_joint_probability_of_the_value_and_its_end() -> None:
@@ -340,3 +346,58 @@ def test_csv_puts_the_confidence_columns_first_whichever_row_comes_first(tmp_pat
     with open(tmp_path / "p.csv", newline="") as fh:
         header = next(csv.reader(fh))
     assert header[-3:] == ["min_confidence", "min_confidence_field", "x"]
+
+
+# --- the review queue --------------------------------------------------------------------------------------
+
+
+def test_review_lists_the_values_below_the_threshold_and_the_answers_to_check_whole(tmp_path: Path) -> None:
+    from vlmocr.client.review import REVIEW_COLUMNS
+
+    folder = tmp_path / "img"
+    folder.mkdir()
+    images = [folder / f"{name}.jpg" for name in ("a", "b", "c", "d")]
+    for image in images:
+        Image.new("RGB", (300, 200), "white").save(image)
+    weak = manifest(salesman="JOHN QUINCY SMITH")
+    text = dumps_target(weak)
+    sure = [{**item, "logprob": math.log(0.999)} for item in _logprob_items(text, "JOHN QUINCY SMITH")]
+    script = [Action(content=text, logprobs=_logprob_items(text, "JOHN QUINCY SMITH")),  # salesman at 0.2^6
+              Action(content=text, logprobs=sure),  # every value sure: nothing to review
+              Action(content=text),  # no log-probabilities: the whole answer
+              Action(content="not json at all")]  # no answer
+    config = ExtractConfig(out=tmp_path / "p.jsonl", confidence=True, use_schema=False, concurrency=1,
+                           max_retries=0, review=tmp_path / "review.csv")
+    with FakeOpenAI(script) as fake:
+        result = extract(images, dataclasses.replace(config, server=fake.base_url))
+    assert result.review is not None and result.review.answers == 4
+    with open(tmp_path / "review.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == REVIEW_COLUMNS
+    by_file = {Path(r["file"]).name: r for r in rows}
+    assert set(by_file) == {"a.jpg", "c.jpg", "d.jpg"}  # b.jpg: every value at or above 0.9
+    assert by_file["a.jpg"]["field"] == "salesman" and by_file["a.jpg"]["value"] == "JOHN QUINCY SMITH"
+    assert float(by_file["a.jpg"]["confidence"]) < 0.01 and by_file["a.jpg"]["reason"] == "below 0.9"
+    assert by_file["c.jpg"]["field"] == "" and by_file["c.jpg"]["reason"].startswith("no confidence: the server")
+    assert by_file["d.jpg"]["reason"].startswith("no answer: ")
+    assert (result.review.fields, result.review.answers_with_fields, result.review.whole) == (1, 1, 2)
+    assert [Path(r["file"]).name for r in rows] == ["a.jpg", "c.jpg", "d.jpg"]  # in path order
+
+    # a stricter threshold flags the sure answer's values too; rebuilt from the file, nothing asked again
+    from vlmocr.client.review import write_review
+
+    summary = write_review(tmp_path / "p.jsonl", tmp_path / "strict.csv", below=0.9999)
+    assert summary.answers_with_fields == 2 and summary.fields > 1
+
+
+def test_review_needs_confidence_and_its_own_file(tmp_path: Path) -> None:
+    from vlmocr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs --confidence"):
+        ExtractConfig(out=tmp_path / "p.jsonl", review=tmp_path / "r.csv")
+    with pytest.raises(ConfigError, match="review-below"):
+        ExtractConfig(out=tmp_path / "p.jsonl", confidence=True, review=tmp_path / "r.csv", review_below=0.0)
+    with pytest.raises(ConfigError, match="must differ"):
+        ExtractConfig(out=tmp_path / "p.jsonl", confidence=True, review=tmp_path / "p.jsonl")
+    with pytest.raises(ConfigError, match="must differ"):
+        ExtractConfig(out=tmp_path / "p.jsonl", csv=tmp_path / "x.csv", confidence=True, review=tmp_path / "x.csv")

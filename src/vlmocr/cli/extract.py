@@ -74,6 +74,9 @@ def extract(
     allow_fenced: bool = typer.Option(False, "--allow-fenced", help="Accept JSON wrapped in a ``` code fence (marked fenced)."),
     confidence: bool = typer.Option(False, "--confidence", help="Ask for token log-probabilities and write each "
                                     "field's probability (confidence, min_confidence); `vlmocr eval` scores them."),
+    review: Path = typer.Option(None, "--review", help="With --confidence: write a CSV of the values below "
+                                "--review-below and the answers to check whole (failed, or without a confidence)."),
+    review_below: float = typer.Option(0.9, "--review-below", help="The confidence under which --review lists a value."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the output file afresh instead of resuming."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images and PDFs in subfolders too."),
     pdf_dpi: float = typer.Option(SCAN_DPI, "--pdf-dpi", help="PDF pages get the size a scan at this resolution would "
@@ -106,7 +109,7 @@ def extract(
         mode="overwrite" if overwrite else "resume", recursive=recursive,
         image_format=image_format.upper(),  # type: ignore[arg-type]
         batch_size=batch_size, quantization=quantization, kv_cache_dtype=kv_cache_dtype, pdf_dpi=pdf_dpi,
-        confidence=confidence,
+        confidence=confidence, review=review, review_below=review_below,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -127,6 +130,11 @@ def extract(
     ]
     if result.csv is not None:
         rows.append(("csv", escape(str(result.csv))))
+    if result.review is not None:
+        r = result.review
+        queue = (f"{r.fields} values below {r.below:g} in {r.answers_with_fields} answers, "
+                 f"{r.whole} answers whole → {escape(str(r.path))}")
+        rows.append(("review", queue))
     for name, value in rows:
         table.add_row(name, value)
     out.print(table)

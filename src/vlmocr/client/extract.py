@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol
 from vlmocr.client.answers import SchemaChecker, decoding_schema, error_kind
 from vlmocr.client.inputs import IMAGE_SUFFIXES, discover_images, prepare_image
 from vlmocr.client.output import PredictionWriter, compact, file_key, read_output, write_csv
+from vlmocr.client.review import ReviewSummary, write_review
 from vlmocr.contract import CONTRACT_FILE, ModelContract, load_contract
 from vlmocr.errors import ConfigError, ImageError, ServerError
 from vlmocr.images import DEFAULT_MAX_IMAGE_PIXELS, Resolution
@@ -105,6 +106,10 @@ class ExtractConfig:
     #: Ask for token log-probabilities and write a confidence for every field of each accepted answer
     #: (`confidence`, `min_confidence` in the row's `extra`; `vlmocr.client.confidence`).
     confidence: bool = False
+    #: With confidence: after the run, a CSV of the values below `review_below` and of the answers to
+    #: check whole (`vlmocr.client.review`), rebuilt from the whole output file.
+    review: Path | None = None
+    review_below: float = 0.9
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -117,6 +122,13 @@ class ExtractConfig:
             raise ConfigError(f"mode must be resume or overwrite, got {self.mode!r}")
         if self.image_format not in ("JPEG", "PNG"):
             raise ConfigError(f"image format must be JPEG or PNG, got {self.image_format!r}")
+        if self.review is not None and not self.confidence:
+            raise ConfigError("--review lists the values below a confidence: it needs --confidence")
+        if not 0.0 < self.review_below <= 1.0:
+            raise ConfigError(f"--review-below must be in (0, 1], got {self.review_below}")
+        if self.review is not None and Path(self.review).resolve() in {
+                Path(p).resolve() for p in (self.out, self.csv) if p is not None}:
+            raise ConfigError("--review must differ from --out and --csv")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
         if not self.pdf_dpi > 0:
@@ -171,6 +183,7 @@ class ExtractResult:
 
     out: Path
     csv: Path | None = None
+    review: ReviewSummary | None = None
     model: str | None = None
     contract_source: str = "defaults"
     total: int = 0
@@ -287,6 +300,8 @@ def finish(result: ExtractResult, config: ExtractConfig) -> ExtractResult:
     if config.csv is not None and config.out.exists():
         write_csv(config.out, Path(config.csv))
         result.csv = Path(config.csv)
+    if config.review is not None and config.out.exists():
+        result.review = write_review(config.out, Path(config.review), config.review_below)
     return result
 
 
