@@ -86,8 +86,12 @@ def test_offline_extract_with_the_builtin_model_reads_manifests(tmp_path: Path) 
         assert confidence.auroc is not None and confidence.auroc >= 0.75, confidence.to_dict()
     # --review: exactly the values below 0.9, one CSV row each (every answer here is valid and has a confidence)
     with open(tmp_path / "review.csv", newline="") as fh:
-        queued = {(r["file"], r["field"]) for r in csv.DictReader(fh)}
-    assert queued == {(r["file"], path) for r in rows for path, p in r["extra"]["confidence"].items() if p < 0.9}
+        queued = list(csv.DictReader(fh))
+    expected = [(r["file"], path) for r in rows for path, p in r["extra"]["confidence"].items() if p < 0.9]
+    assert sorted((q["file"], q["field"]) for q in queued) == sorted(expected)
+    assert all(q["reason"] == "below 0.9" and float(q["confidence"]) < 0.9 for q in queued)
+    order = [q["file"] for q in queued]
+    assert order == sorted(order, key=lambda f: (f.split("#page=")[0], int(f.split("#page=")[1]) if "#" in f else 0))
     assert "review" in extract.stdout
 
     # The PDF's pages: the same number of prompt tokens as their images (the same visual tokens), and

@@ -380,7 +380,8 @@ def test_review_lists_the_values_below_the_threshold_and_the_answers_to_check_wh
     assert float(by_file["a.jpg"]["confidence"]) < 0.01 and by_file["a.jpg"]["reason"] == "below 0.9"
     assert by_file["c.jpg"]["field"] == "" and by_file["c.jpg"]["reason"].startswith("no confidence: the server")
     assert by_file["d.jpg"]["reason"].startswith("no answer: ")
-    assert (result.review.fields, result.review.answers_with_fields, result.review.whole) == (1, 1, 2)
+    assert (result.review.fields, result.review.unscored, result.review.answers_with_fields,
+            result.review.whole) == (1, 0, 1, 2)
     assert [Path(r["file"]).name for r in rows] == ["a.jpg", "c.jpg", "d.jpg"]  # in path order
 
     # a stricter threshold flags the sure answer's values too; rebuilt from the file, nothing asked again
@@ -401,3 +402,48 @@ def test_review_needs_confidence_and_its_own_file(tmp_path: Path) -> None:
         ExtractConfig(out=tmp_path / "p.jsonl", confidence=True, review=tmp_path / "p.jsonl")
     with pytest.raises(ConfigError, match="must differ"):
         ExtractConfig(out=tmp_path / "p.jsonl", csv=tmp_path / "x.csv", confidence=True, review=tmp_path / "x.csv")
+    with pytest.raises(ConfigError, match="is a folder"):
+        ExtractConfig(out=tmp_path / "p.jsonl", confidence=True, review=tmp_path)
+    from typer.testing import CliRunner
+
+    from vlmocr.cli.app import app
+
+    res = CliRunner().invoke(app, ["extract", str(tmp_path), "--server", "http://127.0.0.1:9", "--review-below", "0.8",
+                                   "--out", str(tmp_path / "p.jsonl")])
+    assert res.exit_code == 2 and "--review-below sets the threshold of --review" in res.output
+
+
+def test_review_rows_read_probabilities_as_the_evaluation_does_and_name_a_bare_value_root(tmp_path: Path) -> None:
+    from vlmocr.client.review import review_rows, write_review
+
+    odd = {"file": "a.jpg", "json": {"a": "x", "b": "y", "c": "z", "d": "w", "e": 1},
+           "extra": {"confidence": {"a": float("nan"), "b": True, "c": 7, "d": 0.95}}}  # e: absent
+    rows = review_rows(odd, 0.9)
+    assert [(r["field"], r["reason"]) for r in rows] == [
+        ("a", "value without a confidence"), ("b", "value without a confidence"),
+        ("c", "value without a confidence"), ("e", "value without a confidence")]
+    assert rows[-1]["value"] == "1"
+    bare = {"file": "b.jpg", "json": 5, "extra": {"confidence": {"": 0.2}}}
+    assert review_rows(bare) == [{"file": "b.jpg", "field": "(root)", "value": "5", "confidence": 0.2,
+                                  "reason": "below 0.9"}]
+    top = {"file": "c.jpg", "json": {"a": "x"}, "confidence": {"a": 0.5}}  # another tool's row: map at the top
+    assert review_rows(top)[0]["confidence"] == 0.5
+
+    # the queue: PDF pages by number, counts by kind, the predictions file never overwritten
+    pages = [{"file": f"/d/doc.pdf#page={n}", "json": {"a": "x"}, "extra": {"confidence": {"a": 0.1}}}
+             for n in (10, 2, 1)]
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in [odd, bare, *pages]))
+    summary = write_review(preds, tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as fh:
+        files = [r["file"] for r in csv.DictReader(fh)]
+    assert [f for f in files if "doc.pdf" in f] == ["/d/doc.pdf#page=1", "/d/doc.pdf#page=2", "/d/doc.pdf#page=10"]
+    assert (summary.fields, summary.unscored, summary.answers_with_fields, summary.whole) == (4, 4, 5, 0)
+    from vlmocr.errors import ConfigError
+
+    before = preds.read_text()
+    with pytest.raises(ConfigError, match="differ"):
+        write_review(preds, tmp_path / "." / "p.jsonl")
+    with pytest.raises(ConfigError, match="review-below"):
+        write_review(preds, tmp_path / "r.csv", below=-5)
+    assert preds.read_text() == before

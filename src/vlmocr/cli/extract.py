@@ -76,7 +76,8 @@ def extract(
                                     "field's probability (confidence, min_confidence); `vlmocr eval` scores them."),
     review: Path = typer.Option(None, "--review", help="With --confidence: write a CSV of the values below "
                                 "--review-below and the answers to check whole (failed, or without a confidence)."),
-    review_below: float = typer.Option(0.9, "--review-below", help="The confidence under which --review lists a value."),
+    review_below: float = typer.Option(None, "--review-below",
+                                       help="The confidence under which --review lists a value [default: 0.9]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the output file afresh instead of resuming."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images and PDFs in subfolders too."),
     pdf_dpi: float = typer.Option(SCAN_DPI, "--pdf-dpi", help="PDF pages get the size a scan at this resolution would "
@@ -94,6 +95,8 @@ def extract(
     from vlmocr.errors import ConfigError
     from vlmocr.models.builtin import is_builtin_name, resolve_model
 
+    if review_below is not None and review is None:
+        raise ConfigError("--review-below sets the threshold of --review: give --review FILE.csv too")
     if bool(server) == bool(offline):
         raise ConfigError("give exactly one of --server URL or --offline MODEL_DIR")
     if no_schema and schema is not None:
@@ -109,7 +112,7 @@ def extract(
         mode="overwrite" if overwrite else "resume", recursive=recursive,
         image_format=image_format.upper(),  # type: ignore[arg-type]
         batch_size=batch_size, quantization=quantization, kv_cache_dtype=kv_cache_dtype, pdf_dpi=pdf_dpi,
-        confidence=confidence, review=review, review_below=review_below,
+        confidence=confidence, review=review, review_below=0.9 if review_below is None else review_below,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -132,8 +135,8 @@ def extract(
         rows.append(("csv", escape(str(result.csv))))
     if result.review is not None:
         r = result.review
-        queue = (f"{r.fields} values below {r.below:g} in {r.answers_with_fields} answers, "
-                 f"{r.whole} answers whole → {escape(str(r.path))}")
+        queue = (f"{r.fields} values below {r.below:g}" + (f" and {r.unscored} without a confidence" if r.unscored else "")
+                 + f" in {r.answers_with_fields} answers, {r.whole} answers whole → {escape(str(r.path))}")
         rows.append(("review", queue))
     for name, value in rows:
         table.add_row(name, value)

@@ -42,7 +42,7 @@ from typing import Any, Literal, Protocol
 from vlmocr.client.answers import SchemaChecker, decoding_schema, error_kind
 from vlmocr.client.inputs import IMAGE_SUFFIXES, discover_images, prepare_image
 from vlmocr.client.output import PredictionWriter, compact, file_key, read_output, write_csv
-from vlmocr.client.review import ReviewSummary, write_review
+from vlmocr.client.review import ReviewSummary, check_below, write_review
 from vlmocr.contract import CONTRACT_FILE, ModelContract, load_contract
 from vlmocr.errors import ConfigError, ImageError, ServerError
 from vlmocr.images import DEFAULT_MAX_IMAGE_PIXELS, Resolution
@@ -124,11 +124,12 @@ class ExtractConfig:
             raise ConfigError(f"image format must be JPEG or PNG, got {self.image_format!r}")
         if self.review is not None and not self.confidence:
             raise ConfigError("--review lists the values below a confidence: it needs --confidence")
-        if not 0.0 < self.review_below <= 1.0:
-            raise ConfigError(f"--review-below must be in (0, 1], got {self.review_below}")
+        check_below(self.review_below)
         if self.review is not None and Path(self.review).resolve() in {
                 Path(p).resolve() for p in (self.out, self.csv) if p is not None}:
             raise ConfigError("--review must differ from --out and --csv")
+        if self.review is not None and Path(self.review).is_dir():
+            raise ConfigError(f"--review {self.review} is a folder: give a file name, e.g. review.csv")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
         if not self.pdf_dpi > 0:
