@@ -304,6 +304,19 @@ def test_compare_puts_both_sides_confidence_side_by_side(tmp_path: Path) -> None
     # neither side with confidence: no section
     compare(plain, plain, data, tmp_path / "cmp2", EvalConfig(schema=None))
     assert "Field confidence" not in (tmp_path / "cmp2" / "report.md").read_text()
+    # the console shows the same rows
+    from typer.testing import CliRunner
+
+    from vlmocr.cli.app import app
+
+    res = CliRunner().invoke(app, ["eval", "--compare", str(plain), str(tmp_path / "p.jsonl"), "--gold", str(data),
+                                   "--out", str(tmp_path / "cmp3"), "--no-schema"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    line = next(line for line in res.output.splitlines() if "AUROC" in line)
+    assert "—" in line and "1.000" in line
+    res = CliRunner().invoke(app, ["eval", "--compare", str(plain), str(plain), "--gold", str(data),
+                                   "--out", str(tmp_path / "cmp4"), "--no-schema"], terminal_width=200)
+    assert res.exit_code == 0 and "AUROC" not in res.output
 
 
 def test_the_review_curve_counts_errors_among_the_least_confident_fields() -> None:

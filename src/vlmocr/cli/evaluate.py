@@ -103,7 +103,7 @@ def evaluate_command(
 
 
 def _compare(files: tuple[Path, Path], gold: Path, out_dir: Optional[Path], config, labels) -> None:
-    from vlmocr.eval.compare import compare
+    from vlmocr.eval.compare import compare, confidence_rows
     from vlmocr.eval.report import LABELS, pct
 
     a, b = files
@@ -118,4 +118,12 @@ def _compare(files: tuple[Path, Path], gold: Path, out_dir: Optional[Path], conf
         table.add_row(label, pct(getattr(result.a.summary, key)), pct(getattr(result.b.summary, key)),
                       "n/a" if d is None else f"{100 * d:+.1f}")
     out.print(table)
+    confidence = confidence_rows(result)
+    if confidence:  # either side from `extract --confidence`
+        side = Table(title="field confidence (— where a side has none)")
+        for col in ("", labels[0], labels[1]):
+            side.add_column(col, justify="left" if not col else "right")
+        for label, va, vb in confidence:
+            side.add_row(label, va, vb)
+        out.print(side)
     out.print(f"[green]wrote[/] {target}/report.{{json,md,html}}")
