@@ -56,3 +56,31 @@ class Prediction:
     @property
     def ok(self) -> bool:
         return self.error is None and self.json is not None
+
+
+#: The keys of a predictions.jsonl row that are `Prediction` fields of their own (besides `file`, `extra`).
+PREDICTION_KEYS = ("json", "error", "raw", "attempts", "prompt_tokens", "completion_tokens", "latency_s",
+                   "finish_reason")
+
+
+def row_extra(obj: dict[str, Any]) -> dict[str, Any]:
+    """A predictions row's `extra` object (what `vlmocr extract` writes there) and any keys of other writers."""
+    nested = obj.get("extra")
+    out = {k: v for k, v in obj.items()
+           if k not in PREDICTION_KEYS and k != "file" and not (k == "extra" and isinstance(v, dict))}
+    if isinstance(nested, dict):
+        out.update({k: v for k, v in nested.items() if k not in out})
+    return out
+
+
+def answer_confidence_map(extra: dict[str, Any]) -> dict[str, float] | None:
+    """The `confidence` map of a prediction's extra (`extract --confidence`), None if absent or malformed;
+    entries that are not a probability (a number in [0, 1]: not a bool, not NaN) are left out."""
+    value = extra.get("confidence")
+    if not isinstance(value, dict):
+        return None
+    out = {}
+    for key, prob in value.items():
+        if isinstance(prob, (int, float)) and not isinstance(prob, bool) and 0.0 <= prob <= 1.0:
+            out[str(key)] = float(prob)
+    return out

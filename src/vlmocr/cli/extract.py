@@ -112,7 +112,7 @@ def extract(
         mode="overwrite" if overwrite else "resume", recursive=recursive,
         image_format=image_format.upper(),  # type: ignore[arg-type]
         batch_size=batch_size, quantization=quantization, kv_cache_dtype=kv_cache_dtype, pdf_dpi=pdf_dpi,
-        confidence=confidence, review=review, review_below=0.9 if review_below is None else review_below,
+        confidence=confidence, review=review, **({} if review_below is None else {"review_below": review_below}),
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:

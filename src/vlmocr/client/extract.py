@@ -42,7 +42,7 @@ from typing import Any, Literal, Protocol
 from vlmocr.client.answers import SchemaChecker, decoding_schema, error_kind
 from vlmocr.client.inputs import IMAGE_SUFFIXES, discover_images, prepare_image
 from vlmocr.client.output import PredictionWriter, compact, file_key, read_output, write_csv
-from vlmocr.client.review import ReviewSummary, check_below, write_review
+from vlmocr.client.review import DEFAULT_REVIEW_BELOW, ReviewSummary, check_below, write_review
 from vlmocr.contract import CONTRACT_FILE, ModelContract, load_contract
 from vlmocr.errors import ConfigError, ImageError, ServerError
 from vlmocr.images import DEFAULT_MAX_IMAGE_PIXELS, Resolution
@@ -109,7 +109,7 @@ class ExtractConfig:
     #: With confidence: after the run, a CSV of the values below `review_below` and of the answers to
     #: check whole (`vlmocr.client.review`), rebuilt from the whole output file.
     review: Path | None = None
-    review_below: float = 0.9
+    review_below: float = DEFAULT_REVIEW_BELOW
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -298,11 +298,13 @@ def plan(images: list[Path], config: ExtractConfig) -> tuple[list[Path], int, bo
 def finish(result: ExtractResult, config: ExtractConfig) -> ExtractResult:
     """Compact the output if rows repeat, write the CSV, fill in totals."""
     result.dropped_lines = compact(config.out) if config.out.exists() else 0
-    if config.csv is not None and config.out.exists():
-        write_csv(config.out, Path(config.csv))
-        result.csv = Path(config.csv)
-    if config.review is not None and config.out.exists():
-        result.review = write_review(config.out, Path(config.review), config.review_below)
+    if (config.csv is not None or config.review is not None) and config.out.exists():
+        rows = list(read_output(config.out).rows.values())  # read once for both
+        if config.csv is not None:
+            write_csv(config.out, Path(config.csv), rows)
+            result.csv = Path(config.csv)
+        if config.review is not None:
+            result.review = write_review(config.out, Path(config.review), config.review_below, rows)
     return result
 
 

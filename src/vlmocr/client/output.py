@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -152,14 +153,15 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip(".") or "json": "" if value is None else value}
 
 
-def write_csv(jsonl: Path, csv_path: Path) -> int:
-    """Flatten every row of `jsonl` into `csv_path` (atomically); return the rows written."""
+def write_csv(jsonl: Path, csv_path: Path, rows: Iterable[dict[str, Any]] | None = None) -> int:
+    """Flatten every row of `jsonl` into `csv_path` (atomically); return the rows written.
+    `rows`: those rows already read (`read_output(jsonl).rows.values()`), so the file is not read again."""
     if csv_path.resolve() == jsonl.resolve():
         raise ConfigError("--csv must differ from --out")
-    rows = []
+    flat_rows = []
     columns: dict[str, None] = {}
     confidence = False
-    for row in read_output(jsonl).rows.values():
+    for row in read_output(jsonl).rows.values() if rows is None else rows:
         flat = {name: row.get(name) for name in CSV_COLUMNS}
         extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
         for name in CONFIDENCE_COLUMNS:  # written by --confidence: the weakest field, for review queues
@@ -171,11 +173,11 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
                 key = f"json.{key}" if key in CSV_COLUMNS or key in CONFIDENCE_COLUMNS else key
                 columns.setdefault(key, None)
                 flat[key] = value
-        rows.append(flat)
+        flat_rows.append(flat)
     buf = io.StringIO()
     fieldnames = [*CSV_COLUMNS, *(CONFIDENCE_COLUMNS if confidence else ()), *columns]
     writer = csv.DictWriter(buf, fieldnames=fieldnames, restval="", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(flat_rows)
     atomic_write_text(csv_path, buf.getvalue())
-    return len(rows)
+    return len(flat_rows)

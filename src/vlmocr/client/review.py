@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from vlmocr.errors import ConfigError, ExtractionError
 from vlmocr.fields import leaves
 from vlmocr.fileio import atomic_write_text
 from vlmocr.pdf import parse_page_ref
+from vlmocr.records import answer_confidence_map, row_extra
 
 REVIEW_COLUMNS = ("file", "field", "value", "confidence", "reason")
 DEFAULT_REVIEW_BELOW = 0.9
@@ -57,28 +58,20 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _probability(value: Any) -> float | None:
-    """A probability as the evaluation reads one: a number in [0, 1] (not a bool, not NaN), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return None
-    return float(value) if 0.0 <= value <= 1.0 else None
-
-
 def _kinded_rows(row: dict[str, Any], below: float) -> list[tuple[str, dict[str, Any]]]:
     file = row.get("file", "")
     if row.get("json") is None:
         return [(WHOLE, {"file": file, "field": "", "value": "", "confidence": "",
                          "reason": f"no answer: {row.get('error') or 'not answered'}"})]
-    extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
-    # Written by `extract` under `extra`; rows from other tools may carry them at the top (as `eval` reads them).
-    confidence = extra.get("confidence", row.get("confidence"))
-    if not isinstance(confidence, dict):
-        why = extra.get("confidence_error") or row.get("confidence_error") or "extracted without --confidence"
+    extra = row_extra(row)  # read as `vlmocr eval` reads it: `extract` writes under `extra`, other tools may not
+    confidence = answer_confidence_map(extra)
+    if confidence is None:
+        why = extra.get("confidence_error") or "extracted without --confidence"
         return [(WHOLE, {"file": file, "field": "", "value": "", "confidence": "", "reason": f"no confidence: {why}"})]
     out = []
     for path, value in leaves(row["json"]):
         shown = {"file": file, "field": path or ROOT, "value": _text(value)}
-        prob = _probability(confidence.get(path))
+        prob = confidence.get(path)
         if prob is None:
             out.append((UNSCORED, shown | {"confidence": "", "reason": "value without a confidence"}))
         elif prob < below:
@@ -98,14 +91,16 @@ def _order(row: dict[str, Any]) -> tuple[str, int]:
     return (file_key(str(page[0])), page[1]) if page is not None else (file_key(name), 0)
 
 
-def write_review(jsonl: Path, review_path: Path, below: float = DEFAULT_REVIEW_BELOW) -> ReviewSummary:
-    """Write the review queue of every row of `jsonl` to `review_path` (atomically); files in path order."""
+def write_review(jsonl: Path, review_path: Path, below: float = DEFAULT_REVIEW_BELOW,
+                 rows: Iterable[dict[str, Any]] | None = None) -> ReviewSummary:
+    """Write the review queue of every row of `jsonl` to `review_path` (atomically); files in path order.
+    `rows`: those rows already read (`read_output(jsonl).rows.values()`), so the file is not read again."""
     check_below(below)
     jsonl, review_path = Path(jsonl), Path(review_path)
     if os.path.abspath(review_path) == os.path.abspath(jsonl) or (
             review_path.exists() and jsonl.exists() and os.path.samefile(review_path, jsonl)):
         raise ConfigError("the review file must differ from the predictions file")
-    rows = sorted(read_output(jsonl).rows.values(), key=_order)
+    rows = sorted(read_output(jsonl).rows.values() if rows is None else rows, key=_order)
     queue: list[dict[str, Any]] = []
     counts = {BELOW: 0, UNSCORED: 0}
     with_fields = whole = 0

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmocr.eval.confidence import ConfidenceSummary, answer_confidence_map
+from vlmocr.eval.confidence import FLAG_AT, ConfidenceSummary
 from vlmocr.eval.evaluate import EvalConfig, EvalResult, ImageResult, evaluate
 from vlmocr.eval.html import bar, esc, highlight, page, pct, picture, score_chips
 from vlmocr.eval.report import LABELS, check_out, field_sort_key, write_report_files
 from vlmocr.fileio import provenance
+from vlmocr.records import answer_confidence_map
 
 
 @dataclass(frozen=True)
@@ -56,23 +57,20 @@ def _acc(f: Any) -> float | None:
     return f.accuracy if f is not None else None
 
 
-#: The confidence summary's headline rows beside each other: (label, how to read one summary, format).
-_FLAG_AT = 0.9
-
-
 def _threshold(c: ConfidenceSummary, key: str) -> float | None:
-    row = next((t for t in c.thresholds if t["threshold"] == _FLAG_AT), None)
+    row = next((t for t in c.thresholds if t["threshold"] == FLAG_AT), None)
     return None if row is None else row[key]
 
 
+#: The confidence summary's headline rows beside each other: (label, how to read one summary, format).
 _CONFIDENCE_ROWS: list[tuple[str, Any, str]] = [
     ("fields with a confidence", lambda c: c.fields, "count"),
     ("of them wrong or hallucinated", lambda c: c.errors, "count"),
     ("AUROC (0.5 = chance)", lambda c: c.auroc, "num"),
     ("calibration gap (ECE)", lambda c: c.ece, "num"),
-    (f"fields below {_FLAG_AT}", lambda c: _threshold(c, "flagged_share"), "pct"),
-    (f"errors caught below {_FLAG_AT}", lambda c: _threshold(c, "error_recall"), "pct"),
-    (f"accuracy of the fields at or above {_FLAG_AT}", lambda c: _threshold(c, "accuracy_unflagged"), "pct"),
+    (f"fields below {FLAG_AT}", lambda c: _threshold(c, "flagged_share"), "pct"),
+    (f"errors caught below {FLAG_AT}", lambda c: _threshold(c, "error_recall"), "pct"),
+    (f"accuracy of the fields at or above {FLAG_AT}", lambda c: _threshold(c, "accuracy_unflagged"), "pct"),
 ]
 
 

@@ -23,22 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlmocr.eval.align import CORRECT, HALLUCINATED, MISSING, WRONG
+from vlmocr.records import answer_confidence_map
 
 THRESHOLDS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.99)
 REVIEW_SHARES: tuple[float, ...] = (0.05, 0.1, 0.2)
 BIN_EDGES: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
-
-
-def answer_confidence_map(extra: dict[str, Any]) -> dict[str, float] | None:
-    """The `confidence` map of a prediction's extra, None if absent or malformed."""
-    value = extra.get("confidence")
-    if not isinstance(value, dict):
-        return None
-    out = {}
-    for key, prob in value.items():
-        if isinstance(prob, (int, float)) and not isinstance(prob, bool) and 0.0 <= prob <= 1.0:
-            out[str(key)] = float(prob)
-    return out
+#: The threshold the per-field table and the summaries single out (one of THRESHOLDS).
+FLAG_AT = 0.9
 
 
 def auroc(scores_wrong: Sequence[float], scores_right: Sequence[float]) -> float | None:
@@ -213,7 +204,7 @@ def _summary(
     for path, items in sorted(by_path.items()):
         w = [p[0] for p in items if p[1]]
         c = [p[0] for p in items if not p[1]]
-        at = _threshold_rows(items, len(w))[THRESHOLDS.index(0.9)]
+        at = _threshold_rows(items, len(w))[THRESHOLDS.index(FLAG_AT)]
         score = auroc(w, c)
         per_field.append({
             "path": path, "fields": len(items), "errors": len(w),

@@ -24,13 +24,11 @@ from vlmocr.errors import DatasetError, EvaluationError
 from vlmocr.eval.confidence import ConfidenceSummary, summarize_confidence
 from vlmocr.eval.metrics import EvalSummary, PairScore, ScoreConfig, score_pair, summarize_scores
 from vlmocr.eval.normalize import NormalizeConfig
-from vlmocr.records import Prediction, Record, Skip
+from vlmocr.records import Prediction, Record, Skip, row_extra
 from vlmocr.schema import manifest_schema
 
 log = logging.getLogger(__name__)
 
-_KNOWN = ("json", "error", "raw", "attempts", "prompt_tokens", "completion_tokens", "latency_s",
-          "finish_reason")
 # Answers nested deeper than this are scored as unusable ("too_deep") before any recursive walk: a
 # manifest is 3 levels deep, and the result must not depend on the process's recursion limit (torch's
 # inductor raises it for the whole process once something is compiled).
@@ -136,15 +134,6 @@ class EvalResult:
     confidence: ConfidenceSummary | None = None
 
 
-def _row_extra(obj: dict[str, Any]) -> dict[str, Any]:
-    """A row's `extra` object (what `vlmocr extract` writes there) and any keys of other writers."""
-    nested = obj.get("extra")
-    out = {k: v for k, v in obj.items() if k not in _KNOWN and k != "file" and not (k == "extra" and isinstance(v, dict))}
-    if isinstance(nested, dict):
-        out.update({k: v for k, v in nested.items() if k not in out})
-    return out
-
-
 def load_predictions(path: Path) -> tuple[list[Prediction], list[Skip]]:
     """Read predictions.jsonl; bad lines become skips. Raises if none is usable."""
     path = Path(path)
@@ -175,7 +164,7 @@ def load_predictions(path: Path) -> tuple[list[Prediction], list[Skip]]:
                 if isinstance(obj.get("completion_tokens"), int) else None,
                 latency_s=float(obj["latency_s"]) if isinstance(obj.get("latency_s"), (int, float)) else None,
                 finish_reason=obj.get("finish_reason") if isinstance(obj.get("finish_reason"), str) else None,
-                extra=_row_extra(obj),
+                extra=row_extra(obj),
             ))
     if not predictions:
         first = f" (first problem: {skips[0]})" if skips else ""

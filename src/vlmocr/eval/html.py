@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlmocr.errors import ImageError
-from vlmocr.eval.confidence import answer_confidence_map, count
+from vlmocr.eval.confidence import count
+from vlmocr.records import answer_confidence_map
 
 if TYPE_CHECKING:
     from vlmocr.eval.align import FieldResult
